@@ -1,0 +1,1 @@
+"""Applications built on the ledger. The platform never imports these by name."""

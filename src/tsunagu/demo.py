@@ -1,0 +1,146 @@
+"""The demo consortium: Tama and island municipalities, shelters, companies, shops,
+volunteer groups, one account per role, and each app's demo data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tsunagu.identity.private import PrivateStore, User
+from tsunagu.ledger.keys import SigningKey
+from tsunagu.ledger.tx import build_tx
+from tsunagu.node.node import Node, Receipt, write_node_key
+from tsunagu.places import members
+from tsunagu.platform import App
+
+CHAIN_ID = "tsunagu-tama-demo"
+DEMO_PASSWORD = "tsunagu-demo"
+NODE_ID = "tama-node-1"
+OPERATOR = "tama-consortium"
+
+# Organisations beyond the municipalities: (id, type, name_ja, name_en, municipality)
+EXTRA_ORGS: tuple[tuple[str, str, str, str, str | None], ...] = (
+    (OPERATOR, "operator", "多摩・島しょ自治体ブロックチェーン協議会", "Tama and Islands Municipal Blockchain Consortium", None),
+    ("tachikawa-shelter-1", "shelter", "立川市立第一小学校 避難所", "Tachikawa No.1 Elementary School Shelter", "tachikawa"),
+    ("hachioji-shelter-4", "shelter", "八王子市立第四小学校 避難所", "Hachioji No.4 Elementary School Shelter", "hachioji"),
+    ("oshima-shelter-1", "shelter", "大島町開発総合センター 避難所", "Oshima Development Center Shelter", "oshima"),
+    ("hachijo-shelter-1", "shelter", "八丈町立富士中学校 避難所", "Hachijo Fuji Junior High School Shelter", "hachijo"),
+    ("musashino-foods", "company", "武蔵野フーズ株式会社", "Musashino Foods Co., Ltd.", "musashino"),
+    ("tama-logistics", "company", "多摩ロジスティクス株式会社", "Tama Logistics Co., Ltd.", "hino"),
+    ("green-energy-tama", "company", "多摩グリーンエナジー株式会社", "Tama Green Energy Co., Ltd.", "fuchu"),
+    ("tama-audit", "company", "多摩環境認証センター", "Tama Environmental Verification Center", "tachikawa"),
+    ("tachikawa-bakery", "shop", "立川こむぎ堂", "Tachikawa Komugido Bakery", "tachikawa"),
+    ("hachioji-market", "shop", "八王子ファーマーズマーケット", "Hachioji Farmers' Market", "hachioji"),
+    ("tachikawa-shakyo", "npo", "立川市社会福祉協議会", "Tachikawa Council of Social Welfare", "tachikawa"),
+    ("tama-volunteer-net", "npo", "多摩ボランティアネット", "Tama Volunteer Network", "hachioji"),
+)
+
+# Demo accounts: (username, display name, org, roles). One per role, plus island staff.
+ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("admin", "協議会 管理者", OPERATOR, ("admin",)),
+    ("staff1", "八王子市 総務課 佐藤", "hachioji", ("staff",)),
+    ("staff2", "大島町 総務課 鈴木", "oshima", ("staff",)),
+    ("coordinator1", "立川市 災害対策本部 高橋", "tachikawa", ("coordinator", "staff")),
+    ("shelter1", "立川第一小 避難所 田中", "tachikawa-shelter-1", ("shelter_staff",)),
+    ("shelter2", "大島町 避難所 伊藤", "oshima-shelter-1", ("shelter_staff",)),
+    ("supporter1", "武蔵野フーズ 渡辺", "musashino-foods", ("supporter",)),
+    ("envstaff1", "八王子市 環境政策課 山本", "hachioji", ("env_staff",)),
+    ("verifier1", "多摩環境認証センター 中村", "tama-audit", ("verifier",)),
+    ("company1", "多摩グリーンエナジー 小林", "green-energy-tama", ("company",)),
+    ("shop1", "立川こむぎ堂 加藤", "tachikawa-bakery", ("shop",)),
+    ("organiser1", "多摩ボランティアネット 吉田", "tama-volunteer-net", ("organiser",)),
+    ("resident1", "八王子市民 山田 太郎", "hachioji", ("resident",)),
+    ("resident2", "立川市民 松本 花子", "tachikawa", ("resident",)),
+)
+
+
+def genesis_payload(node_key: SigningKey, keys: dict[str, SigningKey]) -> dict[str, Any]:
+    orgs = [
+        {
+            "id": m.id,
+            "type": "municipality",
+            "name_ja": m.name_ja,
+            "name_en": m.name_en,
+            "municipality": m.id,
+        }
+        for m in members()
+    ]
+    for ident, kind, name_ja, name_en, municipality in EXTRA_ORGS:
+        org = {"id": ident, "type": kind, "name_ja": name_ja, "name_en": name_en}
+        if municipality:
+            org["municipality"] = municipality
+        orgs.append(org)
+    return {
+        "consortium": {
+            "name_ja": "多摩・島しょ自治体ブロックチェーン協議会",
+            "name_en": "Tama and Islands Municipal Blockchain Consortium",
+        },
+        "orgs": orgs,
+        "nodes": [{"id": NODE_ID, "public_key": node_key.public_key.hex(), "org": OPERATOR}],
+        "members": [
+            {"public_key": keys[username].public_key.hex(), "org": org, "roles": list(roles)}
+            for username, _, org, roles in ACCOUNTS
+        ],
+    }
+
+
+@dataclass
+class Demo:
+    """What an app's demo seeding may use."""
+
+    node: Node
+    private: PrivateStore
+    users: dict[str, User]
+    data_dir: Path
+
+    def key(self, username: str) -> SigningKey:
+        return self.private.signing_key(self.users[username])
+
+    def submit(self, username: str, app: str, type: str, payload: dict[str, Any]) -> Receipt:
+        """Submit one transaction as ``username`` and wait for its block."""
+        return self.submit_many([(username, app, type, payload)])[0]
+
+    def submit_many(
+        self, items: Iterable[tuple[str, str, str, dict[str, Any]]], *, check: bool = True
+    ) -> list[Receipt]:
+        """Submit many transactions at once (they share blocks) and wait for all."""
+        pendings = [
+            self.node.submit_signed(self.key(user), app, type, payload)
+            for user, app, type, payload in items
+        ]
+        receipts = [p.future.result(timeout=60) for p in pendings]
+        if check:
+            for receipt in receipts:
+                if receipt.status != "committed":
+                    raise RuntimeError(f"demo transaction rejected: {receipt}")
+        return receipts
+
+
+def create_demo(
+    data_dir: Path, node: Node | None, apps: list[App], password: str = DEMO_PASSWORD
+) -> tuple[Node, PrivateStore]:
+    """Create the demo consortium in ``data_dir`` (which must hold no chain yet)."""
+    from tsunagu.platform import platform_contracts
+
+    node_key = SigningKey.generate()
+    write_node_key(data_dir, NODE_ID, node_key)
+    private = PrivateStore(data_dir)
+    keys = {username: SigningKey.generate() for username, *_ in ACCOUNTS}
+    users = {}
+    for username, display_name, org, roles in ACCOUNTS:
+        user, _ = private.create_user(
+            username, password, display_name, org, list(roles), key=keys[username]
+        )
+        users[username] = user
+    node = Node(data_dir, platform_contracts(apps))
+    admin = keys["admin"]
+    genesis = build_tx(CHAIN_ID, "identity", "genesis", genesis_payload(node_key, keys), admin, 1)
+    node.create_chain(CHAIN_ID, genesis)
+    node.start()
+    demo = Demo(node, private, users, data_dir)
+    for app in apps:
+        if app.seed_demo:
+            app.seed_demo(demo)
+    return node, private

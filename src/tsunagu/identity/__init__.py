@@ -1,0 +1,1 @@
+"""Organisations, members, roles, custodial keys and authentication."""

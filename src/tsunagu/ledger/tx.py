@@ -1,0 +1,157 @@
+"""The transaction envelope.
+
+A transaction is a JSON object with exactly these members::
+
+    {"chain_id", "app", "type", "payload", "signer", "seq", "signature"}
+
+The signature is Ed25519 over the RFC 8785 canonical bytes of the object without
+``signature``. The log leaf is the canonical bytes of the whole signed object and the
+transaction id is the lowercase hex SHA-256 of that leaf.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tsunagu.errors import TsunaguError
+from tsunagu.ledger.canonical import canonical, is_hex, sha256_hex
+from tsunagu.ledger.keys import SigningKey, verify_signature
+
+ENVELOPE_FIELDS = frozenset({"chain_id", "app", "type", "payload", "signer", "seq", "signature"})
+MAX_SEQ = 2**53 - 1
+MAX_TX_BYTES = 64 * 1024
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+
+
+class MalformedTransaction(TsunaguError):
+    code = "malformed_transaction"
+    status = 400
+    message_en = "The transaction is malformed."
+    message_ja = "取引データの形式が正しくありません。"
+
+
+class BadSignature(TsunaguError):
+    code = "bad_signature"
+    status = 400
+    message_en = "The transaction signature does not verify."
+    message_ja = "取引の署名を検証できませんでした。"
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A signed transaction with its canonical leaf bytes and id."""
+
+    chain_id: str
+    app: str
+    type: str
+    payload: dict[str, Any]
+    signer: str
+    seq: int
+    signature: str
+    leaf: bytes
+    id: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "app": self.app,
+            "type": self.type,
+            "payload": self.payload,
+            "signer": self.signer,
+            "seq": self.seq,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "signature": self.signature}
+
+    def signing_bytes(self) -> bytes:
+        return canonical(self.body())
+
+    def verify(self, public_key: bytes) -> bool:
+        return verify_signature(public_key, bytes.fromhex(self.signature), self.signing_bytes())
+
+
+def _fail(what: str, what_ja: str) -> MalformedTransaction:
+    return MalformedTransaction(
+        f"The transaction is malformed: {what}.", f"取引データの形式が正しくありません: {what_ja}"
+    )
+
+
+def _check(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise _fail("it must be a JSON object", "JSONオブジェクトではありません")
+    keys = set(body)
+    if keys != ENVELOPE_FIELDS:
+        missing = sorted(ENVELOPE_FIELDS - keys)
+        unknown = sorted(keys - ENVELOPE_FIELDS)
+        raise _fail(
+            f"missing fields {missing}, unknown fields {unknown}",
+            f"不足している項目 {missing}、不明な項目 {unknown}",
+        )
+    chain_id = body["chain_id"]
+    if not isinstance(chain_id, str) or not 1 <= len(chain_id) <= 64:
+        raise _fail("chain_id must be a string of 1 to 64 characters", "chain_id が不正です")
+    if not isinstance(body["app"], str) or not _NAME.fullmatch(body["app"]):
+        raise _fail("app must match [a-z][a-z0-9_]{0,31}", "app が不正です")
+    if not isinstance(body["type"], str) or not _TYPE.fullmatch(body["type"]):
+        raise _fail("type must match [a-z][a-z0-9_.]{0,63}", "type が不正です")
+    if not isinstance(body["payload"], dict):
+        raise _fail("payload must be a JSON object", "payload がJSONオブジェクトではありません")
+    if not is_hex(body["signer"], 64):
+        raise _fail("signer must be 64 lowercase hex characters", "signer が不正です")
+    seq = body["seq"]
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise _fail("seq must be an integer from 1 to 2^53-1", "seq が不正です")
+    if not is_hex(body["signature"], 128):
+        raise _fail("signature must be 128 lowercase hex characters", "signature が不正です")
+
+
+def decode_tx(body: Any) -> Transaction:
+    """Check the envelope's shape strictly and compute its leaf bytes and id."""
+    _check(body)
+    try:
+        leaf = canonical(body)
+    except Exception as exc:  # rfc8785 refuses NaN, huge ints and lone surrogates
+        raise _fail(f"not canonicalizable ({exc})", "正規化できない値を含みます") from exc
+    if len(leaf) > MAX_TX_BYTES:
+        raise _fail(f"larger than {MAX_TX_BYTES} bytes", f"{MAX_TX_BYTES} バイトを超えています")
+    return Transaction(
+        chain_id=body["chain_id"],
+        app=body["app"],
+        type=body["type"],
+        payload=body["payload"],
+        signer=body["signer"],
+        seq=body["seq"],
+        signature=body["signature"],
+        leaf=leaf,
+        id=sha256_hex(leaf),
+    )
+
+
+def decode_leaf(leaf: bytes) -> Transaction:
+    """Rebuild a transaction from stored leaf bytes; the bytes must already be canonical."""
+    import json
+
+    tx = decode_tx(json.loads(leaf))
+    if tx.leaf != leaf:
+        raise _fail("leaf bytes are not canonical", "正規化されていません")
+    return tx
+
+
+def build_tx(
+    chain_id: str, app: str, type: str, payload: dict[str, Any], key: SigningKey, seq: int
+) -> Transaction:
+    """Build and sign a transaction with ``key``."""
+    body: dict[str, Any] = {
+        "chain_id": chain_id,
+        "app": app,
+        "type": type,
+        "payload": payload,
+        "signer": key.key_id,
+        "seq": seq,
+    }
+    body["signature"] = key.sign(canonical(body)).hex()
+    return decode_tx(body)

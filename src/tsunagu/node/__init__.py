@@ -1,0 +1,1 @@
+"""The running node: store, ordering, execution, verification."""

@@ -1,0 +1,169 @@
+"""Executes ordered transactions against state: the deterministic heart of a node.
+
+The same code runs when a node builds a block, when it applies a peer's block, and when
+``tsunagu verify`` replays the chain, so all three reach the same results and state hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tsunagu.contracts import Contract, Member, TxContext
+from tsunagu.errors import Rejected
+from tsunagu.ledger.block import COMMITTED, TxResult, next_state_hash
+from tsunagu.ledger.keys import key_id
+from tsunagu.ledger.tx import Transaction
+
+SEQ_NS = "ledger.seq"
+MEMBER_NS = "identity.member"
+GENESIS = ("identity", "genesis")
+
+
+class BlockState:
+    """Committed state seen through the writes of the block so far."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.overlay: dict[tuple[str, str], bytes | None] = {}
+
+    def get(self, ns: str, key: str) -> dict[str, Any] | None:
+        if (ns, key) in self.overlay:
+            value = self.overlay[(ns, key)]
+            return None if value is None else json.loads(value)
+        return self.base.get(ns, key)
+
+    def scan(self, ns: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        mine = {k: v for (n, k), v in self.overlay.items() if n == ns and k.startswith(prefix)}
+        merged: dict[str, Any] = {}
+        for key, value in self.base.scan(ns, prefix):
+            merged[key] = value
+        for key, raw in mine.items():
+            if raw is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = json.loads(raw)
+        for key in sorted(merged):
+            yield key, merged[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    results: list[TxResult]
+    reasons_ja: list[str | None]  # for this node's own receipts; not part of the chain
+    writes: list[tuple[str, str, bytes | None]]
+    state_hash: str
+
+
+def _rejected(code: str, reason: str) -> TxResult:
+    return TxResult("rejected", code, reason)
+
+
+class Executor:
+    def __init__(self, contracts: Sequence[Contract]) -> None:
+        self.contracts = {c.app: c for c in contracts}
+
+    def execute(
+        self,
+        base_state: Any,
+        txs: Sequence[Transaction],
+        *,
+        chain_id: str,
+        height: int,
+        timestamp: str,
+        first_index: int,
+        prev_state_hash: str,
+        check_signatures: bool,
+    ) -> Execution:
+        state = BlockState(base_state)
+        results: list[TxResult] = []
+        reasons_ja: list[str | None] = []
+        for i, tx in enumerate(txs):
+            try:
+                results.append(
+                    self._one(state, tx, chain_id, height, timestamp, first_index + i, check_signatures)
+                )
+                reasons_ja.append(None)
+            except Rejected as exc:
+                results.append(_rejected(exc.code, exc.message_en))
+                reasons_ja.append(exc.message_ja)
+            except Exception as exc:  # a contract bug refuses the tx the same way on every node
+                results.append(_rejected("contract_error", f"{type(exc).__name__}: {exc}"))
+                reasons_ja.append(None)
+        writes = sorted((ns, key, value) for (ns, key), value in state.overlay.items())
+        return Execution(results, reasons_ja, writes, next_state_hash(prev_state_hash, writes))
+
+    def _one(
+        self,
+        state: BlockState,
+        tx: Transaction,
+        chain_id: str,
+        height: int,
+        timestamp: str,
+        log_index: int,
+        check_signatures: bool,
+    ) -> TxResult:
+        if tx.chain_id != chain_id:
+            return _rejected("wrong_chain", f"chain_id {tx.chain_id!r} is not this chain")
+        is_genesis = (tx.app, tx.type) == GENESIS
+        if is_genesis:
+            if height != 0:
+                return _rejected("genesis_again", "genesis is only valid in block 0")
+            member = _genesis_signer(tx)
+            if member is None:
+                return _rejected("unknown_signer", "the genesis signer is not among its members")
+        else:
+            raw = state.get(MEMBER_NS, tx.signer)
+            if raw is None:
+                return _rejected("unknown_signer", "the signer's key is not registered")
+            member = Member.from_state(tx.signer, raw)
+            if not member.active:
+                return _rejected("revoked_signer", "the signer's key has been revoked")
+        if check_signatures and not tx.verify(member.public_key):
+            return _rejected("bad_signature", "the signature does not verify")
+        last = state.get(SEQ_NS, tx.signer)
+        if last is not None and tx.seq <= last["seq"]:
+            return _rejected("replayed_seq", f"seq {tx.seq} is not above {last['seq']}")
+        # The sequence number is spent even when the contract refuses the transaction, so
+        # that a refused transaction can never be replayed later into a state that accepts it.
+        state.overlay[(SEQ_NS, tx.signer)] = b'{"seq":%d}' % tx.seq
+        contract = self.contracts.get(tx.app)
+        if contract is None:
+            return _rejected("unknown_app", f"no application {tx.app!r} on this chain")
+        ctx = TxContext(
+            app=tx.app,
+            tx_id=tx.id,
+            tx_type=tx.type,
+            signer=member,
+            height=height,
+            timestamp=timestamp,
+            log_index=log_index,
+            _state=state,
+        )
+        contract.apply(ctx, contract.parse(tx.type, tx.payload))
+        for (ns, key), value in ctx.writes.items():
+            if not ns.startswith(tx.app + "."):
+                return _rejected("foreign_write", f"{tx.app} may not write {ns}")
+            state.overlay[(ns, key)] = value
+        return COMMITTED
+
+
+def _genesis_signer(tx: Transaction) -> Member | None:
+    for member in tx.payload.get("members", []):
+        if not isinstance(member, dict):
+            continue
+        try:
+            candidate = Member(
+                key_id=tx.signer,
+                public_key=bytes.fromhex(member["public_key"]),
+                org=member["org"],
+                roles=tuple(member["roles"]),
+                kind=member.get("kind", "user"),
+            )
+        except (KeyError, ValueError, TypeError):
+            continue
+        if key_id(candidate.public_key) == tx.signer:
+            return candidate
+    return None

@@ -1,0 +1,330 @@
+"""A ledger node: admits transactions, turns ordered batches into blocks, serves reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tsunagu.contracts import Contract, Member
+from tsunagu.errors import Conflict, NotFound, TsunaguError, Unavailable
+from tsunagu.ledger import merkle
+from tsunagu.ledger.block import (
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    format_timestamp,
+    parse_timestamp,
+    results_hash,
+    sign_header,
+)
+from tsunagu.ledger.canonical import canonical
+from tsunagu.ledger.keys import SigningKey
+from tsunagu.ledger.tx import BadSignature, Transaction, build_tx
+from tsunagu.node.executor import MEMBER_NS, SEQ_NS, Executor
+from tsunagu.node.orderer import Orderer, Pending, SoloOrderer
+from tsunagu.node.store import Head, Store
+
+NODE_KEY_FILE = "node_key.json"
+CHAIN_DB = "chain.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a client is told once its transaction's block is durable."""
+
+    tx_id: str
+    height: int
+    index: int
+    status: str
+    code: str | None = None
+    reason: str | None = None
+    reason_ja: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "tx_id": self.tx_id,
+            "height": self.height,
+            "index": self.index,
+            "status": self.status,
+        }
+        if self.status != "committed":
+            body["code"] = self.code
+            body["reason"] = self.reason
+        return body
+
+
+class UnknownSigner(TsunaguError):
+    code = "unknown_signer"
+    status = 403
+    message_en = "The signer's key is not registered on this chain, or has been revoked."
+    message_ja = "署名者の鍵はこのチェーンに登録されていないか、失効しています。"
+
+
+class ReplayedSeq(Conflict):
+    code = "replayed_seq"
+    message_en = "The sequence number was already used by this signer."
+    message_ja = "この署名者はこの通し番号を既に使用しています。"
+
+
+def load_node_key(data_dir: Path) -> tuple[str, SigningKey]:
+    raw = json.loads((data_dir / NODE_KEY_FILE).read_text())
+    return raw["node_id"], SigningKey.from_seed(bytes.fromhex(raw["seed"]))
+
+
+def write_node_key(data_dir: Path, node_id: str, key: SigningKey) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / NODE_KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"node_id": node_id, "seed": key.seed.hex()}, fh)
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+class Node:
+    """One member's full copy of the ledger, with its commit path."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        contracts: Sequence[Contract],
+        orderer: Orderer | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.node_id, self.key = load_node_key(self.data_dir)
+        self.store = Store(self.data_dir / CHAIN_DB)
+        self.executor = Executor(contracts)
+        self.orderer = orderer or SoloOrderer()
+        self._lock = threading.Lock()
+        self._pending_seq: dict[str, int] = {}
+        self._members: dict[str, Member | None] = {}
+        self.head: Head | None = self.store.head(self.store.writer)
+        self.frontier = self.store.frontier(self.store.writer)
+        self.listeners: list[Callable[[Block], None]] = []
+        self._started = False
+        self._chain_id = self.store.meta("chain_id", self.store.writer)
+
+    @property
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            raise Unavailable("This node has no chain yet.", "このノードにはまだチェーンがありません。")
+        return self._chain_id
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._started:
+            self.orderer.start(self._deliver)
+            self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.orderer.stop()
+            self._started = False
+        self.store.close()
+
+    def create_chain(self, chain_id: str, genesis: Transaction) -> Block:
+        """Write block 0 holding the genesis transaction (done once, before start)."""
+        if self.head is not None:
+            raise Conflict("This node already has a chain.", "このノードには既にチェーンがあります。")
+        self._chain_id = chain_id
+        try:
+            return self._commit([genesis], meta={"chain_id": chain_id}, all_or_nothing=True)
+        except BaseException:
+            self._chain_id = None
+            raise
+
+    # -- admission ---------------------------------------------------------------------
+
+    def member(self, key_id: str) -> Member | None:
+        """A registered key as committed state has it (cached until identity changes)."""
+        if key_id not in self._members:
+            raw = self.store.state().get(MEMBER_NS, key_id)
+            self._members[key_id] = None if raw is None else Member.from_state(key_id, raw)
+        return self._members[key_id]
+
+    def _committed_seq(self, signer: str) -> int:
+        raw = self.store.state().get(SEQ_NS, signer)
+        return 0 if raw is None else raw["seq"]
+
+    def _admit_locked(self, tx: Transaction, verified: bool) -> Pending:
+        if tx.chain_id != self.chain_id:
+            raise TsunaguError(
+                f"chain_id must be {self.chain_id!r}.",
+                f"chain_id は {self.chain_id!r} でなければなりません。",
+                code="wrong_chain",
+            )
+        member = self.member(tx.signer)
+        if member is None or not member.active:
+            raise UnknownSigner()
+        if not verified and not tx.verify(member.public_key):
+            raise BadSignature()
+        last = max(self._pending_seq.get(tx.signer, 0), self._committed_seq(tx.signer))
+        if tx.seq <= last:
+            raise ReplayedSeq(
+                f"seq {tx.seq} was already used; use a number above {last}.",
+                f"通し番号 {tx.seq} は使用済みです。{last} より大きい番号を使ってください。",
+                last_seq=last,
+            )
+        self._pending_seq[tx.signer] = tx.seq
+        pending = Pending(tx)
+        self.orderer.submit(pending)
+        return pending
+
+    def submit(self, tx: Transaction) -> Pending:
+        """Admit a client-signed transaction; its future resolves to a :class:`Receipt`."""
+        if not self._started:
+            raise Unavailable()
+        with self._lock:
+            return self._admit_locked(tx, verified=False)
+
+    def submit_signed(self, key: SigningKey, app: str, type: str, payload: dict) -> Pending:
+        """Sign with a custodial key at the next sequence number and admit."""
+        if not self._started:
+            raise Unavailable()
+        with self._lock:
+            seq = max(self._pending_seq.get(key.key_id, 0), self._committed_seq(key.key_id)) + 1
+            tx = build_tx(self.chain_id, app, type, payload, key, seq)
+            return self._admit_locked(tx, verified=True)
+
+    # -- commit path (the orderer's thread only) ----------------------------------------
+
+    def _deliver(self, batch: list[Pending]) -> None:
+        try:
+            block = self._commit_with_reasons([p.tx for p in batch])
+        except Exception as exc:  # a failed commit acknowledges nothing
+            with self._lock:
+                for p in batch:
+                    if self._pending_seq.get(p.tx.signer) == p.tx.seq:
+                        del self._pending_seq[p.tx.signer]
+            error = Unavailable(f"The block could not be committed: {exc}")
+            for p in batch:
+                p.future.set_exception(error)
+            return
+        block, reasons_ja = block
+        first = block.header.tree_size - block.header.tx_count
+        with self._lock:
+            for p in batch:
+                if self._pending_seq.get(p.tx.signer) == p.tx.seq:
+                    del self._pending_seq[p.tx.signer]
+        for i, (p, result) in enumerate(zip(batch, block.results, strict=True)):
+            p.future.set_result(
+                Receipt(
+                    p.tx.id,
+                    block.height,
+                    first + i,
+                    result.status,
+                    result.code,
+                    result.reason,
+                    reasons_ja[i],
+                )
+            )
+
+    def _commit(
+        self, txs: list[Transaction], meta: dict[str, str] | None = None, all_or_nothing=False
+    ) -> Block:
+        return self._commit_with_reasons(txs, meta, all_or_nothing)[0]
+
+    def _commit_with_reasons(
+        self,
+        txs: list[Transaction],
+        meta: dict[str, str] | None = None,
+        all_or_nothing: bool = False,
+    ) -> tuple[Block, list[str | None]]:
+        conn = self.store.writer
+        head = self.head
+        height = 0 if head is None else head.height + 1
+        timestamp = now_timestamp()
+        if head is not None and parse_timestamp(timestamp) < parse_timestamp(head.timestamp):
+            timestamp = head.timestamp  # never let block time run backwards
+        chain_id = self.chain_id
+        first_index = self.frontier.size
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            execution = self.executor.execute(
+                self.store.state(conn),
+                txs,
+                chain_id=chain_id,
+                height=height,
+                timestamp=timestamp,
+                first_index=first_index,
+                prev_state_hash=ZERO_HASH if head is None else head.state_hash,
+                check_signatures=False,
+            )
+            refused = [r for r in execution.results if r.status != "committed"]
+            if all_or_nothing and refused:
+                raise TsunaguError(f"refused: {refused[0].code}: {refused[0].reason}")
+            frontier, nodes = merkle.append(self.frontier, [merkle.leaf_hash(t.leaf) for t in txs])
+            header = BlockHeader(
+                chain_id=chain_id,
+                height=height,
+                prev_hash=ZERO_HASH if head is None else head.hash,
+                timestamp=timestamp,
+                tx_count=len(txs),
+                results_hash=results_hash(execution.results),
+                tree_size=frontier.size,
+                tree_root=frontier.root().hex(),
+                state_hash=execution.state_hash,
+                proposer=self.node_id,
+            )
+            block = Block(header, sign_header(header, self.key), tuple(txs), tuple(execution.results))
+            self.store.write_block(block, first_index, nodes, execution.writes, meta)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.head = Head(
+            height, header.hash, header.tree_size, header.tree_root, header.state_hash, timestamp
+        )
+        self.frontier = frontier
+        if any(ns == MEMBER_NS for ns, _, _ in execution.writes):
+            self._members.clear()
+        for listener in self.listeners:
+            try:
+                listener(block)
+            except Exception:  # a listener must never break the commit path
+                pass
+        return block, execution.reasons_ja
+
+    # -- reads -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        head = self.head
+        if head is None:
+            raise NotFound("This node has no chain yet.", "このノードにはまだチェーンがありません。")
+        return {
+            "node_id": self.node_id,
+            "chain_id": self.chain_id,
+            "height": head.height,
+            "head_hash": head.hash,
+            "tree_size": head.tree_size,
+            "root_hash": head.tree_root,
+            "state_hash": head.state_hash,
+            "timestamp": head.timestamp,
+        }
+
+    def signed_tree_head(self) -> dict[str, Any]:
+        """The current tree head, signed by this node's key.
+
+        The signature is Ed25519 over the canonical bytes of
+        ``{"chain_id", "node_id", "root_hash", "timestamp", "tree_size"}``.
+        """
+        head = self.head
+        if head is None:
+            raise NotFound()
+        body = {
+            "chain_id": self.chain_id,
+            "node_id": self.node_id,
+            "tree_size": head.tree_size,
+            "root_hash": head.tree_root,
+            "timestamp": now_timestamp(),
+        }
+        return {**body, "signature": self.key.sign(canonical(body)).hex()}

@@ -1,0 +1,303 @@
+"""The node's SQLite store of blocks, transactions, log nodes and state.
+
+One writer (the commit path) owns the connection that writes; every other thread reads
+through its own connection. WAL with ``synchronous=FULL`` makes a committed block durable
+before the writer returns, which is what lets a write be acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tsunagu.ledger.block import Block, BlockHeader, TxResult
+from tsunagu.ledger.merkle import Frontier, frontier_from_reader
+from tsunagu.ledger.tx import Transaction, decode_leaf
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    header BLOB NOT NULL,
+    signature TEXT NOT NULL,
+    first_index INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txs (
+    log_index INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    leaf BLOB NOT NULL,
+    result BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_id ON txs (id);
+CREATE TABLE IF NOT EXISTS log_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    height: int
+    hash: str
+    tree_size: int
+    tree_root: str
+    state_hash: str
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTx:
+    tx: Transaction
+    height: int
+    log_index: int
+    result: TxResult
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class StateStore:
+    """State reads on one connection (the writer's inside a block, or a reader's)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, ns: str, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def get_raw(self, ns: str, key: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def scan(self, ns: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        rows = self.conn.execute(
+            "SELECT key, value FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
+            (ns, prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+        for key, value in rows:
+            yield key, json.loads(value)
+
+
+class Store:
+    """Blocks, transactions, the Merkle log and state of one node, in ``chain.db``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = connect(path)
+        self.writer.executescript(SCHEMA)
+        self._local = threading.local()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def state(self, conn: sqlite3.Connection | None = None) -> StateStore:
+        return StateStore(conn or self.reader())
+
+    def meta(self, key: str, conn: sqlite3.Connection | None = None) -> str | None:
+        row = (conn or self.reader()).execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def head(self, conn: sqlite3.Connection | None = None) -> Head | None:
+        row = (
+            (conn or self.reader())
+            .execute("SELECT header FROM blocks ORDER BY height DESC LIMIT 1")
+            .fetchone()
+        )
+        if row is None:
+            return None
+        header = BlockHeader.from_json(json.loads(row[0]))
+        return Head(
+            header.height,
+            header.hash,
+            header.tree_size,
+            header.tree_root,
+            header.state_hash,
+            header.timestamp,
+        )
+
+    def header(self, height: int) -> tuple[BlockHeader, str] | None:
+        row = (
+            self.reader()
+            .execute("SELECT header, signature FROM blocks WHERE height = ?", (height,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return BlockHeader.from_json(json.loads(row[0])), row[1]
+
+    def block(self, height: int, conn: sqlite3.Connection | None = None) -> Block | None:
+        conn = conn or self.reader()
+        row = conn.execute(
+            "SELECT header, signature FROM blocks WHERE height = ?", (height,)
+        ).fetchone()
+        if row is None:
+            return None
+        header = BlockHeader.from_json(json.loads(row[0]))
+        rows = conn.execute(
+            "SELECT leaf, result FROM txs WHERE height = ? ORDER BY log_index", (height,)
+        ).fetchall()
+        return Block(
+            header=header,
+            signature=row[1],
+            txs=tuple(decode_leaf(leaf) for leaf, _ in rows),
+            results=tuple(TxResult.from_json(json.loads(result)) for _, result in rows),
+        )
+
+    def blocks_desc(self, limit: int, before: int | None = None) -> list[BlockHeader]:
+        conn = self.reader()
+        if before is None:
+            rows = conn.execute(
+                "SELECT header FROM blocks ORDER BY height DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT header FROM blocks WHERE height < ? ORDER BY height DESC LIMIT ?",
+                (before, limit),
+            ).fetchall()
+        return [BlockHeader.from_json(json.loads(r[0])) for r in rows]
+
+    def tx(self, tx_id: str) -> StoredTx | None:
+        rows = (
+            self.reader()
+            .execute(
+                "SELECT leaf, height, log_index, result FROM txs WHERE id = ? ORDER BY log_index",
+                (tx_id,),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return None
+        # A replayed copy can only ever be rejected; the committed one is the answer.
+        chosen = next((r for r in rows if b'"committed"' in r[3]), rows[0])
+        leaf, height, log_index, result = chosen
+        return StoredTx(decode_leaf(leaf), height, log_index, TxResult.from_json(json.loads(result)))
+
+    def tx_at(self, log_index: int) -> StoredTx | None:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT leaf, height, log_index, result FROM txs WHERE log_index = ?", (log_index,)
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        leaf, height, index, result = row
+        return StoredTx(decode_leaf(leaf), height, index, TxResult.from_json(json.loads(result)))
+
+    def leaves(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        return (
+            self.reader()
+            .execute(
+                "SELECT log_index, leaf FROM txs WHERE log_index BETWEEN ? AND ? ORDER BY log_index",
+                (start, end),
+            )
+            .fetchall()
+        )
+
+    def node_reader(self, conn: sqlite3.Connection | None = None):
+        """A Merkle node reader over the stored perfect-subtree nodes."""
+        conn = conn or self.reader()
+        query = "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?"
+
+        def get(level: int, index: int) -> bytes:
+            row = conn.execute(query, (level, index)).fetchone()
+            if row is None:
+                raise LookupError(f"log node ({level}, {index}) is missing")
+            return bytes(row[0])
+
+        return get
+
+    def frontier(self, conn: sqlite3.Connection | None = None) -> Frontier:
+        head = self.head(conn)
+        if head is None:
+            return Frontier.empty()
+        return frontier_from_reader(head.tree_size, self.node_reader(conn or self.writer))
+
+    # -- writing (commit path only) ----------------------------------------------------
+
+    def write_block(
+        self,
+        block: Block,
+        first_index: int,
+        nodes: list[tuple[int, int, bytes]],
+        writes: list[tuple[str, str, bytes | None]],
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        """Persist one block with its log nodes and state writes, atomically and durably.
+
+        The caller has already opened the transaction (``BEGIN IMMEDIATE``) on
+        :attr:`writer`, so that execution read the same snapshot it writes over.
+        """
+        conn = self.writer
+        header = block.header
+        conn.execute(
+            "INSERT INTO blocks (height, hash, header, signature, first_index) VALUES (?,?,?,?,?)",
+            (header.height, header.hash, header.canonical(), block.signature, first_index),
+        )
+        conn.executemany(
+            "INSERT INTO txs (log_index, id, height, leaf, result) VALUES (?,?,?,?,?)",
+            [
+                (
+                    first_index + i,
+                    tx.id,
+                    header.height,
+                    tx.leaf,
+                    json.dumps(result.to_json(), ensure_ascii=False),
+                )
+                for i, (tx, result) in enumerate(zip(block.txs, block.results, strict=True))
+            ],
+        )
+        conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
+        puts = [(ns, key, value) for ns, key, value in writes if value is not None]
+        deletes = [(ns, key) for ns, key, value in writes if value is None]
+        if puts:
+            conn.executemany("INSERT OR REPLACE INTO state (ns, key, value) VALUES (?,?,?)", puts)
+        if deletes:
+            conn.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
+        for key, value in (meta or {}).items():
+            conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self.writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,157 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tsunagu import __version__
+from tsunagu.errors import TsunaguError
+from tsunagu.identity.private import PrivateStore
+from tsunagu.node.node import Node
+from tsunagu.platform import App
+from tsunagu.web.deps import language, render
+from tsunagu.web.i18n import Catalog
+from tsunagu.web.limits import BodyLimit
+from tsunagu.web.services import Services
+
+WEB = Path(__file__).parent
+PROBLEM = "application/problem+json"
+
+
+def build_templates(apps: list[App]) -> jinja2.Environment:
+    paths = [str(WEB / "templates")] + [str(a.templates) for a in apps if a.templates]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    from tsunagu.web.filters import register_filters
+
+    register_filters(env)
+    return env
+
+
+def build_catalog(apps: list[App]) -> Catalog:
+    catalog = Catalog()
+    catalog.load_dir(WEB / "locales")
+    for app in apps:
+        if app.locales:
+            catalog.load_dir(app.locales)
+    return catalog
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _problem(request: Request, error: TsunaguError) -> Response:
+    if _is_api(request):
+        lang = "ja" if request.headers.get("accept-language", "").startswith("ja") else "en"
+        return JSONResponse(
+            error.problem(lang, instance=request.url.path),
+            status_code=error.status,
+            media_type=PROBLEM,
+        )
+    return render(
+        request,
+        "error.html",
+        status_code=error.status,
+        error=error,
+        message=error.message(language(request)),
+    )
+
+
+def create_app(
+    node: Node,
+    private: PrivateStore,
+    apps: list[App],
+    public_base_url: str | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Tsunagu つなぐ",
+        version=__version__,
+        description=(
+            "Consortium ledger API for the municipalities of Tokyo's Tama and island region. "
+            "Errors are RFC 9457 problem+json. Hashes are lowercase hex. "
+            "See docs/protocol.md for the exact byte formats."
+        ),
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.services = Services(
+        node=node,
+        private=private,
+        apps=apps,
+        catalog=build_catalog(apps),
+        templates=build_templates(apps),
+        public_base_url=public_base_url,
+    )
+    app.add_middleware(BodyLimit)
+    for tsunagu_app in apps:
+        if tsunagu_app.static:
+            app.mount(
+                f"/static/{tsunagu_app.name}",
+                StaticFiles(directory=tsunagu_app.static),
+                name=f"static-{tsunagu_app.name}",
+            )
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.exception_handler(TsunaguError)
+    async def tsunagu_error(request: Request, exc: TsunaguError) -> Response:
+        return _problem(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            error = TsunaguError(
+                "The body is not valid JSON.",
+                "送信された内容が正しいJSONではありません。",
+                code="malformed_json",
+                status=400,
+                errors=errors,
+            )
+        else:
+            summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+            error = TsunaguError(
+                f"The input is not valid: {summary}",
+                f"入力内容が正しくありません: {summary}",
+                code="invalid_input",
+                status=422,
+                errors=errors,
+            )
+        return _problem(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {
+            404: ("Not found.", "ページが見つかりません。"),
+            405: ("This method is not allowed here.", "この操作はここでは使えません。"),
+        }
+        en, ja = messages.get(exc.status_code, (str(exc.detail), str(exc.detail)))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _problem(request, TsunaguError(en, ja, code=code, status=exc.status_code))
+
+    from tsunagu.web import api, pages
+
+    app.include_router(api.router())
+    for tsunagu_app in apps:
+        if tsunagu_app.api:
+            app.include_router(tsunagu_app.api())
+    for tsunagu_app in apps:
+        if tsunagu_app.pages:
+            app.include_router(tsunagu_app.pages())
+    app.include_router(pages.router())
+    return app

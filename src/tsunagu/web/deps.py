@@ -1,0 +1,135 @@
+"""Request dependencies: services, language, the current user, roles, CSRF, rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from tsunagu.errors import Forbidden, Rejected, TsunaguError, Unauthorized, Unavailable
+from tsunagu.identity.private import User
+from tsunagu.node.node import Receipt
+from tsunagu.node.orderer import Pending
+from tsunagu.web.i18n import pick_language
+from tsunagu.web.services import Services
+
+SESSION_COOKIE = "tsunagu_session"
+LANG_COOKIE = "lang"
+COMMIT_TIMEOUT = 30.0
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def language(request: Request) -> str:
+    cached = getattr(request.state, "lang", None)
+    if cached is None:
+        cached = pick_language(
+            request.query_params.get("lang"),
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("accept-language"),
+        )
+        request.state.lang = cached
+    return cached
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def optional_user(request: Request) -> User | None:
+    if hasattr(request.state, "user"):
+        return request.state.user
+    token = _token(request)
+    user = services(request).private.user_for_token(token) if token else None
+    request.state.user = user
+    return user
+
+
+def current_user(request: Request) -> User:
+    user = optional_user(request)
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+def require_roles(*roles: str):
+    """A dependency that admits only users holding one of ``roles`` (admin always)."""
+
+    def dependency(request: Request) -> User:
+        user = current_user(request)
+        if not user.has_role(*roles):
+            raise Forbidden()
+        return user
+
+    return dependency
+
+
+def csrf_token(request: Request) -> str:
+    """A per-session token for page forms (cookies are SameSite=Lax; this closes the rest)."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    return hmac.new(b"tsunagu-csrf", token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    if not submitted or not hmac.compare_digest(submitted, csrf_token(request)):
+        raise Forbidden(
+            "The form expired. Reload the page and try again.",
+            "フォームの有効期限が切れました。ページを再読み込みしてもう一度お試しください。",
+            code="csrf",
+        )
+
+
+async def committed(pending: Pending) -> Receipt:
+    """Wait until the transaction's block is durable; raise if the contract refused it."""
+    try:
+        receipt: Receipt = await asyncio.wait_for(asyncio.wrap_future(pending.future), COMMIT_TIMEOUT)
+    except TimeoutError as exc:
+        raise Unavailable() from exc
+    if receipt.status != "committed":
+        raise rejection(receipt)
+    return receipt
+
+
+def rejection(receipt: Receipt) -> TsunaguError:
+    """The error for a refused transaction, carrying where the refusal is recorded."""
+    return Rejected(
+        receipt.reason or "The transaction was rejected.",
+        receipt.reason_ja or receipt.reason or "取引は拒否されました。",
+        code=receipt.code or "rejected",
+        tx_id=receipt.tx_id,
+        height=receipt.height,
+        index=receipt.index,
+    )
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    svc = services(request)
+    lang = language(request)
+    user = optional_user(request)
+    nav = [
+        link
+        for app in svc.apps
+        for link in app.nav
+        if not link.roles or (user is not None and user.has_role(*link.roles))
+    ]
+    html = svc.templates.get_template(template).render(
+        request=request,
+        lang=lang,
+        _=svc.catalog.translator(lang),
+        user=user,
+        nav=nav,
+        csrf=csrf_token(request),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
