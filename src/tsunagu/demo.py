@@ -129,9 +129,16 @@ def create_demo(
     private = PrivateStore(data_dir)
     keys = {username: SigningKey.generate() for username, *_ in ACCOUNTS}
     users = {}
+    shared_hash = private.hash_password(password)
     for username, display_name, org, roles in ACCOUNTS:
         user, _ = private.create_user(
-            username, password, display_name, org, list(roles), key=keys[username]
+            username,
+            password,
+            display_name,
+            org,
+            list(roles),
+            key=keys[username],
+            password_hash=shared_hash,
         )
         users[username] = user
     node = Node(data_dir, platform_contracts(apps))

@@ -110,7 +110,13 @@ class PrivateStore:
         org: str,
         roles: list[str],
         key: SigningKey | None = None,
+        password_hash: str | None = None,
     ) -> tuple[User, SigningKey]:
+        """Create an account with a fresh custodial key (or ``key``).
+
+        ``password_hash`` lets a caller creating many accounts with one password (the demo)
+        hash it once: argon2 is deliberately slow.
+        """
         key = key or SigningKey.generate()
         nonce = secrets.token_bytes(12)
         box = nonce + self._aead.encrypt(nonce, key.seed, username.encode())
@@ -124,7 +130,7 @@ class PrivateStore:
                     json.dumps(roles),
                     key.key_id,
                     box,
-                    self._hasher.hash(password),
+                    password_hash or self.hash_password(password),
                     time.time(),
                 ),
             )
@@ -133,6 +139,9 @@ class PrivateStore:
                 f"The account {username} exists.", f"アカウント {username} は既にあります。"
             ) from exc
         return self.user(username), key  # type: ignore[return-value]
+
+    def hash_password(self, password: str) -> str:
+        return self._hasher.hash(password)
 
     def user(self, username: str) -> User | None:
         row = (

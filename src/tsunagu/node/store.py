@@ -206,7 +206,7 @@ class Store:
         if not rows:
             return None
         # A replayed copy can only ever be rejected; the committed one is the answer.
-        chosen = next((r for r in rows if b'"committed"' in r[3]), rows[0])
+        chosen = next((r for r in rows if '"committed"' in r[3]), rows[0])
         leaf, height, log_index, result = chosen
         return StoredTx(decode_leaf(leaf), height, log_index, TxResult.from_json(json.loads(result)))
 
