@@ -157,8 +157,6 @@ class Contract:
 
 def require_member_role(member: Member | None, *roles: str) -> Member:
     """For routes: the same role rule as :meth:`TxContext.require_role`, as an HTTP error."""
-    if member is None or not (
-        "admin" in member.roles or any(r in member.roles for r in roles)
-    ):
+    if member is None or not ("admin" in member.roles or any(r in member.roles for r in roles)):
         raise Forbidden()
     return member

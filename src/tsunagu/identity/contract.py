@@ -6,7 +6,7 @@ passwords stay in each node's private store.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -78,7 +78,7 @@ class MemberRevoke(Payload):
 
 class IdentityContract(Contract):
     app = "identity"
-    types = {
+    types: ClassVar[dict[str, type[Payload]]] = {
         "genesis": Genesis,
         "org.add": Org,
         "node.add": NodeEntry,
@@ -89,7 +89,9 @@ class IdentityContract(Contract):
 
     def on_genesis(self, ctx: TxContext, p: Genesis) -> None:
         if ctx.read("identity.consortium", "consortium") is not None:
-            ctx.reject("genesis_again", "The chain already has a genesis.", "ジェネシスは既にあります。")
+            ctx.reject(
+                "genesis_again", "The chain already has a genesis.", "ジェネシスは既にあります。"
+            )
         ctx.put("consortium", "consortium", p.consortium.model_dump())
         for org in p.orgs:
             self.on_org_add(ctx, org, check=False)
@@ -102,7 +104,9 @@ class IdentityContract(Contract):
         if check:
             ctx.require_role("admin")
         if ctx.get("org", p.id) is not None:
-            ctx.reject("duplicate_org", f"Organisation {p.id} exists.", f"組織 {p.id} は既にあります。")
+            ctx.reject(
+                "duplicate_org", f"Organisation {p.id} exists.", f"組織 {p.id} は既にあります。"
+            )
         ctx.put("org", p.id, p.model_dump())
 
     def on_node_add(self, ctx: TxContext, p: NodeEntry, check: bool = True) -> None:
@@ -124,7 +128,9 @@ class IdentityContract(Contract):
         self._known_org(ctx, p.org)
         kid = key_id(bytes.fromhex(p.public_key))
         if ctx.get("member", kid) is not None:
-            ctx.reject("duplicate_member", "This key is registered.", "この鍵は既に登録されています。")
+            ctx.reject(
+                "duplicate_member", "This key is registered.", "この鍵は既に登録されています。"
+            )
         ctx.put("member", kid, {**p.model_dump(), "active": True, "since": ctx.timestamp})
 
     def on_member_roles(self, ctx: TxContext, p: MemberRoles) -> None:

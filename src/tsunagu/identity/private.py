@@ -7,6 +7,7 @@ username as associated data so a ciphertext cannot be moved to another account.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -165,7 +166,11 @@ class PrivateStore:
         return [User(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4]) for r in rows]
 
     def user_by_key(self, key_id: str) -> User | None:
-        row = self._conn().execute("SELECT username FROM users WHERE key_id = ?", (key_id,)).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT username FROM users WHERE key_id = ?", (key_id,))
+            .fetchone()
+        )
         return None if row is None else self.user(row[0])
 
     def authenticate(self, username: str, password: str) -> User:
@@ -176,10 +181,8 @@ class PrivateStore:
         )
         if row is None:
             # Spend the same time as a real check so usernames cannot be probed by timing.
-            try:
+            with contextlib.suppress(VerificationError, InvalidHashError):
                 self._hasher.verify(self._dummy_hash(), password)
-            except (VerificationError, InvalidHashError):
-                pass
             raise BadCredentials()
         try:
             self._hasher.verify(row[0], password)

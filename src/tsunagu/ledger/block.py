@@ -151,6 +151,8 @@ def next_state_hash(prev_state_hash: str, writes: list[tuple[str, str, bytes | N
     """
     parts = []
     for ns, key, value in writes:
-        parts.append(b"[" + canonical(ns) + b"," + canonical(key) + b"," + (value or b"null") + b"]")
+        parts.append(
+            b"[" + canonical(ns) + b"," + canonical(key) + b"," + (value or b"null") + b"]"
+        )
     delta = sha256(b"[" + b",".join(parts) + b"]")
     return sha256_hex(bytes.fromhex(prev_state_hash) + delta)

@@ -93,7 +93,9 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 async def committed(pending: Pending) -> Receipt:
     """Wait until the transaction's block is durable; raise if the contract refused it."""
     try:
-        receipt: Receipt = await asyncio.wait_for(asyncio.wrap_future(pending.future), COMMIT_TIMEOUT)
+        receipt: Receipt = await asyncio.wait_for(
+            asyncio.wrap_future(pending.future), COMMIT_TIMEOUT
+        )
     except TimeoutError as exc:
         raise Unavailable() from exc
     if receipt.status != "committed":

@@ -3,7 +3,7 @@ later prove that a file is the one it published, when, and whether it still stan
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -48,7 +48,11 @@ class Supersede(Payload):
 
 class DocumentsContract(Contract):
     app = "documents"
-    types = {"register": Register, "withdraw": Withdraw, "supersede": Supersede}
+    types: ClassVar[dict[str, type[Payload]]] = {
+        "register": Register,
+        "withdraw": Withdraw,
+        "supersede": Supersede,
+    }
 
     def _may_register(self, ctx: TxContext) -> None:
         ctx.require_role(*REGISTRAR_ROLES)

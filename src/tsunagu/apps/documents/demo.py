@@ -39,7 +39,8 @@ DOCUMENTS = (
         "hachioji-council-minutes-2025-09.txt",
         "八王子市議会 令和7年第3回定例会 会議録（抜粋）",
         "minutes",
-        "八王子市議会 令和7年第3回定例会 会議録（抜粋）\n議案第45号 八王子市防災備蓄倉庫整備事業について\n",
+        "八王子市議会 令和7年第3回定例会 会議録（抜粋）\n"
+        "議案第45号 八王子市防災備蓄倉庫整備事業について\n",
     ),
     (
         "staff2",
@@ -53,7 +54,8 @@ DOCUMENTS = (
         "hachioji-ordinance-draft.txt",
         "八王子市 災害時要配慮者支援条例（案）",
         "ordinance",
-        "八王子市 災害時要配慮者支援条例（案）\n第1条 この条例は、災害時に支援を要する者の安全確保を目的とする。\n",
+        "八王子市 災害時要配慮者支援条例（案）\n"
+        "第1条 この条例は、災害時に支援を要する者の安全確保を目的とする。\n",
     ),
 )
 SUPERSEDED_BY = (
@@ -75,7 +77,9 @@ def seed(demo) -> None:
         (folder / name).write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         hashes[name] = sha
-        items.append((user, "documents", "register", {"sha256": sha, "title": title, "category": category}))
+        items.append(
+            (user, "documents", "register", {"sha256": sha, "title": title, "category": category})
+        )
     demo.submit_many(items)
     name, title, category, body = SUPERSEDED_BY
     data = body.encode("utf-8")
