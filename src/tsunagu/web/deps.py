@@ -7,8 +7,9 @@ import hashlib
 import hmac
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
+from fastapi.security import OAuth2PasswordBearer
 
 from tsunagu.errors import Forbidden, Rejected, TsunaguError, Unauthorized, Unavailable
 from tsunagu.identity.private import User
@@ -54,7 +55,12 @@ def optional_user(request: Request) -> User | None:
     return user
 
 
-def current_user(request: Request) -> User:
+# Declared so OpenAPI documents the password flow (the /docs "Authorize" button); the token
+# itself is read by optional_user, which also accepts the page session cookie.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def current_user(request: Request, _token: str | None = Depends(oauth2_scheme)) -> User:
     user = optional_user(request)
     if user is None:
         raise Unauthorized()
@@ -64,7 +70,7 @@ def current_user(request: Request) -> User:
 def require_roles(*roles: str):
     """A dependency that admits only users holding one of ``roles`` (admin always)."""
 
-    def dependency(request: Request) -> User:
+    def dependency(request: Request, _token: str | None = Depends(oauth2_scheme)) -> User:
         user = current_user(request)
         if not user.has_role(*roles):
             raise Forbidden()
