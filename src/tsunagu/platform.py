@@ -49,4 +49,9 @@ def discover_apps() -> list[App]:
 def platform_contracts(apps: list[App]) -> list[Contract]:
     from tsunagu.identity.contract import IdentityContract
 
-    return [IdentityContract(), *(a.contract for a in apps)]
+    contracts = [IdentityContract(), *(a.contract for a in apps)]
+    names = [c.app for c in contracts]
+    # "ledger" holds the platform's own rows (sequence numbers): no app may write there.
+    if "ledger" in names or len(set(names)) != len(names):
+        raise ValueError(f"application names must be unique and not 'ledger': {names}")
+    return contracts

@@ -97,6 +97,10 @@ class BlockHeader:
         if not isinstance(value, dict) or set(value) != set(HEADER_FIELDS):
             raise ValueError("a block header has exactly the fields " + ", ".join(HEADER_FIELDS))
         header = cls(**value)
+        for name in ("chain_id", "proposer"):
+            text = getattr(header, name)
+            if not isinstance(text, str) or not 1 <= len(text) <= 64:
+                raise ValueError(f"{name} must be a string of 1 to 64 characters")
         for name in ("height", "tx_count", "tree_size"):
             if type(getattr(header, name)) is not int or getattr(header, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer")

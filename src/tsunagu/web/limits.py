@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_LIMIT = 256 * 1024
@@ -11,8 +12,12 @@ UPLOAD_LIMIT = 50 * 1024 * 1024
 UPLOAD_PATHS = ("/api/v1/documents/file", "/documents/register", "/documents/verify")
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` past the limit. An HTTPException so that FastAPI's body parsing
+    re-raises it instead of turning it into a generic 400."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 class BodyLimit:
@@ -24,24 +29,32 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = UPLOAD_LIMIT if scope["path"].startswith(UPLOAD_PATHS) else DEFAULT_LIMIT
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        ja = headers.get(b"accept-language", b"").startswith(b"ja")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _too_large(send, limit, ja)
             return
         seen = 0
         started = False
+        answered = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if not started and not answered:
+                        answered = True
+                        await _too_large(send, limit, ja)
                     raise BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if answered:
+                return  # the 413 is already sent; drop the app's own error response
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -49,20 +62,22 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
-                await _too_large(send, limit)
+            if not started and not answered:
+                await _too_large(send, limit, ja)
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(send: Send, limit: int, ja: bool = False) -> None:
+    en = f"The request body is larger than {limit} bytes."
+    jp = f"送信データが大きすぎます（上限 {limit} バイト）。"
     body = json.dumps(
         {
             "type": "https://tsunagu.example/problems/body_too_large",
             "title": "body too large",
             "status": 413,
             "code": "body_too_large",
-            "detail": f"The request body is larger than {limit} bytes.",
-            "detail_en": f"The request body is larger than {limit} bytes.",
-            "detail_ja": f"送信データが大きすぎます（上限 {limit} バイト）。",
+            "detail": jp if ja else en,
+            "detail_en": en,
+            "detail_ja": jp,
         },
         ensure_ascii=False,
     ).encode()
