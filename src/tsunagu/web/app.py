@@ -7,6 +7,7 @@ from pathlib import Path
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,7 +84,7 @@ def create_app(
             "Errors are RFC 9457 problem+json. Hashes are lowercase hex. "
             "See docs/protocol.md for the exact byte formats."
         ),
-        docs_url="/docs",
+        docs_url=None,  # served below from vendored Swagger UI: nodes may have no Internet
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -104,6 +105,17 @@ def create_app(
                 name=f"static-{tsunagu_app.name}",
             )
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Tsunagu API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            oauth2_redirect_url="/static/vendor/swagger-ui/oauth2-redirect.html",
+        )
 
     @app.exception_handler(TsunaguError)
     async def tsunagu_error(request: Request, exc: TsunaguError) -> Response:
@@ -134,6 +146,17 @@ def create_app(
             )
         return _problem(request, error)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # A bug must still answer in the API's own format, never a bare text/plain 500.
+        error = TsunaguError(
+            "Internal error. The request may not have been processed; try again.",
+            "内部エラーが発生しました。処理されていない可能性があります。再度お試しください。",
+            code="internal_error",
+            status=500,
+        )
+        return _problem(request, error)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         messages = {
@@ -147,6 +170,7 @@ def create_app(
     from tsunagu.web import api, pages
 
     app.include_router(api.router())
+    app.include_router(pages.verify_api_router())
     for tsunagu_app in apps:
         if tsunagu_app.api:
             app.include_router(tsunagu_app.api())
