@@ -84,7 +84,10 @@ class PrivateStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._aead = AESGCM(load_master_key(self.data_dir))
+        master = load_master_key(self.data_dir)
+        self._aead = AESGCM(master)
+        # A separate key for HMACs the web layer needs (CSRF tokens), derived, never the master.
+        self.web_secret = hashlib.sha256(b"tsunagu-web-secret\x00" + master).digest()
         self._path = self.data_dir / PRIVATE_DB
         self._local = threading.local()
         self._conn().executescript(SCHEMA)

@@ -91,7 +91,9 @@ def router() -> APIRouter:
         """A whole block: header, hash, proposer signature, transactions and results."""
         found = services(request).node.store.block(height)
         if found is None:
-            raise NotFound(f"No block at height {height}.", f"高さ {height} のブロックはありません。")
+            raise NotFound(
+                f"No block at height {height}.", f"高さ {height} のブロックはありません。"
+            )
         return found.to_json()
 
     @r.get("/tx/{tx_id}", tags=["ledger"])
@@ -166,7 +168,9 @@ def router() -> APIRouter:
                 f"tree_size は現在のサイズ {size} 以下にしてください。",
             )
         if index >= tree_size:
-            raise InvalidInput("index must be below tree_size.", "index は tree_size 未満にしてください。")
+            raise InvalidInput(
+                "index must be below tree_size.", "index は tree_size 未満にしてください。"
+            )
         get = node.store.node_reader()
         return {
             "index": index,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 from typing import Any
 
 from fastapi import Depends, Request
@@ -79,10 +80,26 @@ def require_roles(*roles: str):
     return dependency
 
 
+ANON_COOKIE = "tsunagu_visitor"
+
+
+def _csrf_subject(request: Request) -> str:
+    """What a CSRF token is bound to: the session, or a visitor's own random cookie."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        return "s:" + session
+    visitor = request.cookies.get(ANON_COOKIE) or getattr(request.state, "new_visitor", None)
+    if visitor is None:
+        visitor = secrets.token_urlsafe(16)
+        request.state.new_visitor = visitor
+    return "v:" + visitor
+
+
 def csrf_token(request: Request) -> str:
-    """A per-session token for page forms (cookies are SameSite=Lax; this closes the rest)."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    return hmac.new(b"tsunagu-csrf", token.encode(), hashlib.sha256).hexdigest()[:32]
+    """A per-session (or per-visitor) token for page forms, keyed with a node secret."""
+    secret = services(request).private.web_secret
+    subject = _csrf_subject(request).encode()
+    return hmac.new(secret, subject, hashlib.sha256).hexdigest()[:32]
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
@@ -140,4 +157,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         csrf=csrf_token(request),
         **context,
     )
-    return HTMLResponse(html, status_code=status_code)
+    response = HTMLResponse(html, status_code=status_code)
+    visitor = getattr(request.state, "new_visitor", None)
+    if visitor is not None:
+        response.set_cookie(ANON_COOKIE, visitor, httponly=True, samesite="lax")
+    return response
