@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_LIMIT = 256 * 1024
 UPLOAD_LIMIT = 50 * 1024 * 1024
-UPLOAD_PATHS = ("/api/v1/documents/file", "/documents/register", "/documents/verify")
+UPLOAD_PATHS = ("/api/v1/documents/file",)  # pages hash files in the browser and post a hash
 
 
 class BodyTooLarge(HTTPException):

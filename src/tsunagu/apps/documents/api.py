@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.apps.documents.contract import CATEGORIES, REGISTRAR_ROLES, Category
-from tsunagu.errors import NotFound
+from tsunagu.errors import NotFound, Unavailable
 from tsunagu.identity.private import User
 from tsunagu.ledger import merkle
 from tsunagu.web.deps import committed, require_roles, services
@@ -67,7 +67,11 @@ def proof_bundle(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
     sth = node.signed_tree_head()
     get = node.store.node_reader()
     stored = node.store.tx_at(doc["log_index"])
-    assert stored is not None
+    if stored is None:  # the state points at a log entry this copy lacks: a damaged node
+        raise Unavailable(
+            "This node's copy is incomplete; try another node.",
+            "このノードの台帳は不完全です。別のノードでお試しください。",
+        )
     return {
         "leaf": base64.b64encode(stored.tx.leaf).decode(),
         "index": doc["log_index"],
@@ -120,6 +124,7 @@ def router() -> APIRouter:
     def list_documents(
         request: Request,
         org: Annotated[str | None, Query(max_length=64)] = None,
+        category: Category | None = None,
         status: Annotated[str | None, Query(pattern="^(active|withdrawn|superseded)$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
@@ -128,7 +133,9 @@ def router() -> APIRouter:
         docs = [
             d
             for d in docs
-            if (org is None or d["org"] == org) and (status is None or d["status"] == status)
+            if (org is None or d["org"] == org)
+            and (category is None or d["category"] == category)
+            and (status is None or d["status"] == status)
         ]
         docs.sort(key=lambda d: d["log_index"], reverse=True)
         return {
