@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -118,7 +118,7 @@ class TxContext:
             code="forbidden_role",
         )
 
-    def reject(self, code: str, message_en: str, message_ja: str) -> None:
+    def reject(self, code: str, message_en: str, message_ja: str) -> NoReturn:
         raise Rejected(message_en, message_ja, code=code)
 
 

@@ -37,6 +37,7 @@ class App:
     static: Path | None = None  # served at /static/<name>/
     nav: tuple[NavLink, ...] = ()
     seed_demo: Callable[[Any], None] | None = None
+    on_start: Callable[[Any], None] | None = None  # called with the web Services at start-up
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -96,6 +96,9 @@ def create_app(
         templates=build_templates(apps),
         public_base_url=public_base_url,
     )
+    for tsunagu_app in apps:
+        if tsunagu_app.on_start:
+            tsunagu_app.on_start(app.state.services)
     app.add_middleware(BodyLimit)
     for tsunagu_app in apps:
         if tsunagu_app.static:
