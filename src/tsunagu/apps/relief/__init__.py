@@ -11,13 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu.apps.relief.contract import ReliefContract
-from tsunagu.platform import App
+from tsunagu.platform import App, NavLink
 
 HERE = Path(__file__).parent
 
 
 def _api():
     from tsunagu.apps.relief.api import router
+
+    return router()
+
+
+def _pages():
+    from tsunagu.apps.relief.pages import router
 
     return router()
 
@@ -39,7 +45,11 @@ app = App(
     name="relief",
     contract=ReliefContract(),
     api=_api,
+    pages=_pages,
+    templates=HERE / "templates",
+    locales=HERE / "locales",
+    static=HERE / "static",
+    nav=(NavLink("/relief", "Relief supplies"), NavLink("/relief/scan", "Scan a label")),
     seed_demo=_seed,
-    # Pages, templates, translations and navigation come with the relief pages.
     on_start=_on_start,
 )

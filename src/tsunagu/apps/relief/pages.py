@@ -1,0 +1,579 @@
+"""Relief pages (①–⑧): needs, offers, the coordinator's review, packages and their labels,
+the shelter's live inbox, the public QR page with the (offline-capable) receipt form.
+
+Pages read through :class:`tsunagu.apps.relief.api.View` and write through
+:func:`tsunagu.apps.relief.api.submit`, with the API's own input models, so a page never
+re-implements a rule: the contract decides, and its refusal is shown in the user's language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from tsunagu.apps.relief import catalog, labels
+from tsunagu.apps.relief.api import (
+    PRIORITY_ORDER,
+    MatchesBody,
+    NeedBody,
+    OfferBody,
+    ShipmentBody,
+    View,
+    inbox,
+    submit,
+    today_jst,
+)
+from tsunagu.apps.relief.contract import (
+    COORDINATOR_ROLES,
+    NEED_ROLES,
+    SUPPORTER_ROLES,
+)
+from tsunagu.errors import TsunaguError
+from tsunagu.identity.private import User
+from tsunagu.places import municipalities
+from tsunagu.platform import NavLink
+from tsunagu.web.deps import check_csrf, language, optional_user, render, services
+
+PRIORITIES = tuple(PRIORITY_ORDER)
+NAV = (
+    NavLink("/relief", "Relief supplies"),
+    NavLink("/relief/scan", "Scan a label"),
+)
+# Words the browser scripts show, translated on the page (data-* attributes).
+SCRIPT_MESSAGES = {
+    "saved_offline": "Saved on this device. It will be sent when you are online again.",
+    "sent": "The receipt is recorded on the ledger.",
+    "sending": "Sending…",
+    "failed": "The receipt was refused:",
+    "pending": "Receipts waiting on this device: {count}",
+    "new_notification": "New notification:",
+    "no_camera": "The camera cannot be used here. Enter the code instead.",
+    "scanning": "Point the camera at the QR code on the label.",
+}
+
+
+def _(request: Request):
+    return services(request).catalog.translator(language(request))
+
+
+def _login(request: Request) -> Response:
+    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+
+
+def _who(request: Request, roles: tuple[str, ...]) -> User | Response:
+    """The signed-in user holding one of ``roles`` (admin always), or the answer for others."""
+    user = optional_user(request)
+    if user is None:
+        return _login(request)
+    if not user.has_role(*roles):
+        return render(request, "relief/not_allowed.html", status_code=403)
+    return user
+
+
+def _form(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict | None, bool]:
+    try:
+        return model.model_validate(values).model_dump(exclude_none=True), True
+    except ValidationError:
+        return None, False
+
+
+def _int(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) < 9 else None
+
+
+def _items_by_category(kinds: tuple[str, ...] = ()) -> list[tuple[str, list[catalog.Item]]]:
+    groups: dict[str, list[catalog.Item]] = {}
+    for it in catalog.items().values():
+        if not kinds or it.kind in kinds:
+            groups.setdefault(it.category, []).append(it)
+    return list(groups.items())
+
+
+def _mine(view: View, kind: str, key: str, org: str) -> list[dict[str, Any]]:
+    return [r for r in view.all(kind) if r[key] == org]
+
+
+def _error(request: Request, exc: TsunaguError) -> str:
+    return exc.message(language(request))
+
+
+def _common() -> dict[str, Any]:
+    return {
+        "categories": catalog.categories(),
+        "allergens": list(catalog.allergens().values()),
+        "priorities": PRIORITIES,
+        "today": today_jst(),
+    }
+
+
+def _needs_page(request, user, status_code=200, values=None, error=None, **extra) -> Response:
+    view = View(request)
+    needs = [n for n in view.all("need") if user.org in (n["shelter"],) or "admin" in user.roles]
+    needs.sort(key=lambda n: (n["status"] != "open", PRIORITY_ORDER[n["priority"]], n["id"]))
+    return render(
+        request,
+        "relief/needs.html",
+        status_code=status_code,
+        needs=[view.need(n) for n in needs],
+        groups=_items_by_category(),
+        values=values or {},
+        error=error,
+        group_keys=catalog.GROUP_KEYS,
+        population=catalog.population_groups(),
+        **_common(),
+        **extra,
+    )
+
+
+def _offers_page(request, user, status_code=200, values=None, error=None) -> Response:
+    view = View(request)
+    offers = _mine(view, "offer", "org", user.org)
+    offers.sort(key=lambda o: (o["status"] != "open", -o["history"][0]["height"]))
+    places = sorted(municipalities().values(), key=lambda m: m.id)
+    return render(
+        request,
+        "relief/offers.html",
+        status_code=status_code,
+        offers=[view.offer(o) for o in offers],
+        groups=_items_by_category(),
+        places=places,
+        home=view.municipality(user),
+        values=values or {},
+        error=error,
+        **_common(),
+    )
+
+
+def _proposal(request: Request, user: User) -> dict[str, Any]:
+    # The API's proposal route is the one place the optimiser is fed; call it as a function.
+    from tsunagu.apps.relief import api
+
+    for route in api.router().routes:
+        if getattr(route, "path", "") == f"{api.PREFIX}/proposal":
+            return route.endpoint(request, user)  # type: ignore[attr-defined]
+    raise RuntimeError("no proposal route")
+
+
+def _overview(request: Request, user: User) -> dict[str, Any]:
+    from tsunagu.apps.relief import api
+
+    for route in api.router().routes:
+        if getattr(route, "path", "") == f"{api.PREFIX}/overview":
+            return route.endpoint(request, user, None, None)  # type: ignore[attr-defined]
+    raise RuntimeError("no overview route")
+
+
+def _review_page(request, user, status_code=200, error=None, result=None) -> Response:
+    try:
+        proposal = _proposal(request, user)
+    except TsunaguError as exc:
+        proposal, error = {"allocations": [], "unmet": []}, _error(request, exc)
+    return render(
+        request,
+        "relief/review.html",
+        status_code=status_code,
+        proposal=proposal,
+        error=error,
+        result=result,
+    )
+
+
+def _match_page(request, code_or_id: str, status_code=200, error=None, note=None) -> Response:
+    view = View(request)
+    match = view.get("match", code_or_id)
+    if match is None:
+        return render(request, "relief/not_found.html", status_code=404)
+    user = optional_user(request)
+    base = services(request).base_url(str(request.base_url))
+    return render(
+        request,
+        "relief/match.html",
+        status_code=status_code,
+        m=view.match(match),
+        qr=labels.qr_svg(f"{base}/r/{match['code']}"),
+        may_ship=user is not None
+        and user.org == match["sender"]
+        and match["status"] == "confirmed",
+        may_print=user is not None and view.may_print(user, match),
+        error=error,
+        note=note,
+    )
+
+
+def router() -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+
+    @r.get("/relief")
+    def hub(request: Request) -> Response:
+        user = optional_user(request)
+        view = View(request)
+        ctx: dict[str, Any] = {}
+        if user is not None:
+            org = user.org
+            ctx["needs"] = [view.need(n) for n in _mine(view, "need", "shelter", org)]
+            ctx["offers"] = [view.offer(o) for o in _mine(view, "offer", "org", org)]
+            ctx["to_ship"] = [
+                view.match(m)
+                for m in view.all("match")
+                if m["sender"] == org and m["status"] == "confirmed"
+            ]
+            ctx["incoming"] = [
+                view.match(m)
+                for m in view.all("match")
+                if m["shelter"] == org and m["status"] == "shipped"
+            ]
+            box = inbox(request)
+            box.sync(2.0)
+            ctx["unread"] = box.unread(org)
+        return render(
+            request,
+            "relief/hub.html",
+            is_shelter=user is not None and user.has_role(*NEED_ROLES[:1]),
+            is_supporter=user is not None and user.has_role(*SUPPORTER_ROLES),
+            is_coordinator=user is not None and user.has_role(*COORDINATOR_ROLES),
+            **ctx,
+        )
+
+    # ① needs ---------------------------------------------------------------------------
+
+    @r.get("/relief/needs")
+    def needs(request: Request) -> Response:
+        user = _who(request, NEED_ROLES)
+        return user if isinstance(user, Response) else _needs_page(request, user)
+
+    @r.post("/relief/needs")
+    async def post_need(request: Request) -> Response:
+        user = _who(request, NEED_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        values = {k: str(v) for k, v in form.items() if k != "csrf"}
+        item = catalog.item(values.get("item", ""))
+        body: dict[str, Any] = {
+            "item": values.get("item", ""),
+            "quantity": _int(values.get("quantity")),
+            "allergen_free": [str(a) for a in form.getlist("allergen_free")],
+            "condition": values.get("condition") or "any",
+            "priority": values.get("priority") or "normal",
+            "needed_by": values.get("needed_by", ""),
+        }
+        if item is not None and item.sizes and values.get("size"):
+            body["size"] = values["size"]
+        if values.get("note", "").strip():
+            body["note"] = values["note"].strip()
+        payload, ok = _form(NeedBody, body)
+        t = _(request)
+        if not ok or item is None:
+            error = t("Check the item, a whole-number quantity and the needed-by date.")
+            return _needs_page(request, user, 422, values, error)
+        payload["unit"] = item.unit_ja
+        try:
+            await submit(request, user, "need.post", payload)
+        except TsunaguError as exc:
+            return _needs_page(request, user, exc.status, values, _error(request, exc))
+        return RedirectResponse("/relief/needs?posted=1", status_code=303)
+
+    @r.post("/relief/needs/suggest")
+    async def suggest(request: Request) -> Response:
+        user = _who(request, NEED_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        counts = {k: _int(str(form.get(k, "0")) or "0") for k in catalog.GROUP_KEYS}
+        days = _int(str(form.get("days", "")))
+        if any(v is None for v in counts.values()) or days is None:
+            return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
+        try:
+            rows = catalog.suggest_needs({k: v for k, v in counts.items() if v}, days)
+        except ValueError:
+            return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
+        suggestions = [(catalog.items()[i], q) for i, q in rows]
+        return _needs_page(request, user, suggestions=suggestions, counts=counts, days=days)
+
+    @r.post("/relief/needs/suggested")
+    async def post_suggested(request: Request) -> Response:
+        user = _who(request, NEED_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        chosen = [str(i) for i in form.getlist("pick")]
+        needed_by = str(form.get("needed_by", ""))
+        payloads = []
+        for item_id in chosen:
+            item = catalog.item(item_id)
+            body = {
+                "item": item_id,
+                "quantity": _int(str(form.get(f"q-{item_id}", ""))),
+                "needed_by": needed_by,
+                "priority": str(form.get("priority", "normal")),
+            }
+            payload, ok = _form(NeedBody, body)
+            if not ok or item is None:
+                error = _(request)("Check the quantities and the needed-by date.")
+                return _needs_page(request, user, 422, error=error)
+            payloads.append(payload | {"unit": item.unit_ja})
+        try:
+            for payload in payloads:
+                await submit(request, user, "need.post", payload)
+        except TsunaguError as exc:
+            return _needs_page(request, user, exc.status, error=_error(request, exc))
+        return RedirectResponse("/relief/needs?posted=" + str(len(payloads)), status_code=303)
+
+    @r.post("/relief/needs/{need}/update")
+    async def update_need(request: Request, need: str) -> Response:
+        user = _who(request, NEED_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        payload: dict[str, Any] = {"need": need}
+        quantity = _int(str(form.get("quantity", "")))
+        if quantity is None or quantity <= 0:
+            return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
+        payload["quantity"] = quantity
+        if form.get("priority") in PRIORITIES:
+            payload["priority"] = str(form["priority"])
+        try:
+            await submit(request, user, "need.update", payload)
+        except TsunaguError as exc:
+            return _needs_page(request, user, exc.status, error=_error(request, exc))
+        return RedirectResponse("/relief/needs", status_code=303)
+
+    @r.post("/relief/needs/{need}/cancel")
+    async def cancel_need(request: Request, need: str) -> Response:
+        user = _who(request, NEED_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        try:
+            await submit(request, user, "need.cancel", {"need": need})
+        except TsunaguError as exc:
+            return _needs_page(request, user, exc.status, error=_error(request, exc))
+        return RedirectResponse("/relief/needs", status_code=303)
+
+    # ② offers --------------------------------------------------------------------------
+
+    @r.get("/relief/offers")
+    def offers(request: Request) -> Response:
+        user = _who(request, SUPPORTER_ROLES)
+        return user if isinstance(user, Response) else _offers_page(request, user)
+
+    @r.post("/relief/offers")
+    async def post_offer(request: Request) -> Response:
+        user = _who(request, SUPPORTER_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        values = {k: str(v) for k, v in form.items() if k != "csrf"}
+        item = catalog.item(values.get("item", ""))
+        body: dict[str, Any] = {
+            "item": values.get("item", ""),
+            "quantity": _int(values.get("quantity")),
+            "condition": values.get("condition") or "new",
+            "ship_from": values.get("ship_from") or None,
+            "ship_by": values.get("ship_by", ""),
+        }
+        declared = values.get("declared") == "yes"
+        body["allergens"] = [str(a) for a in form.getlist("allergens")] if declared else None
+        for key in ("size", "expiry"):
+            if values.get(key):
+                body[key] = values[key]
+        payload, ok = _form(OfferBody, body)
+        if not ok or item is None:
+            error = _(request)("Check the item, a whole-number quantity and the dates.")
+            return _offers_page(request, user, 422, values, error)
+        payload["allergens"] = body["allergens"]
+        payload["unit"] = item.unit_ja
+        payload.setdefault("ship_from", View(request).municipality(user) or "")
+        try:
+            await submit(request, user, "offer.post", payload)
+        except TsunaguError as exc:
+            return _offers_page(request, user, exc.status, values, _error(request, exc))
+        return RedirectResponse("/relief/offers?posted=1", status_code=303)
+
+    @r.post("/relief/offers/{offer}/withdraw")
+    async def withdraw(request: Request, offer: str) -> Response:
+        user = _who(request, SUPPORTER_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        try:
+            await submit(request, user, "offer.withdraw", {"offer": offer})
+        except TsunaguError as exc:
+            return _offers_page(request, user, exc.status, error=_error(request, exc))
+        return RedirectResponse("/relief/offers", status_code=303)
+
+    # ③ review --------------------------------------------------------------------------
+
+    @r.get("/relief/review")
+    def review(request: Request) -> Response:
+        user = _who(request, COORDINATOR_ROLES)
+        return user if isinstance(user, Response) else _review_page(request, user)
+
+    @r.post("/relief/review")
+    async def confirm(request: Request) -> Response:
+        user = _who(request, COORDINATOR_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        allocations = []
+        for key in form.getlist("pick"):
+            need, _sep, offer = str(key).partition("|")
+            quantity = _int(str(form.get(f"q-{key}", "")))
+            allocations.append({"need_id": need, "offer_id": offer, "quantity": quantity})
+        body, ok = _form(MatchesBody, {"allocations": allocations})
+        if not ok:
+            error = _(request)("Choose at least one row, each with a whole-number quantity.")
+            return _review_page(request, user, 422, error=error)
+        chosen = [
+            {
+                "need": a["need_id"],
+                "offer": a["offer_id"],
+                "quantity": a["quantity"],
+                "code": labels.new_code(),
+            }
+            for a in body["allocations"]
+        ]
+        try:
+            receipt = await submit(request, user, "match.confirm", {"allocations": chosen})
+        except TsunaguError as exc:
+            return _review_page(request, user, exc.status, error=_error(request, exc))
+        return _review_page(request, user, result=receipt)
+
+    # ④ ⑤ ⑧ matches -----------------------------------------------------------------------
+
+    @r.get("/relief/matches")
+    def matches(request: Request) -> Response:
+        user = optional_user(request)
+        if user is None:
+            return _login(request)
+        view = View(request)
+        mine = [
+            m
+            for m in view.all("match")
+            if user.org in (m["shelter"], m["sender"])
+            or (user.has_role(*COORDINATOR_ROLES) and view.municipality(user) == m["municipality"])
+        ]
+        mine.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
+        return render(request, "relief/matches.html", matches=[view.match(m) for m in mine])
+
+    @r.get("/relief/matches/{match}")
+    def match_detail(request: Request, match: str) -> Response:
+        if optional_user(request) is None:
+            return _login(request)
+        return _match_page(request, match)
+
+    @r.post("/relief/matches/{match}/shipment")
+    async def ship(request: Request, match: str) -> Response:
+        user = _who(request, SUPPORTER_ROLES)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        body = {k: str(form.get(k, "")).strip() or None for k in ("carrier", "tracking")}
+        payload, ok = _form(ShipmentBody, body)
+        if not ok:
+            error = _(request)("The tracking number may hold only letters, digits and hyphens.")
+            return _match_page(request, match, 422, error=error)
+        try:
+            await submit(request, user, "shipment.report", {"match": match, **payload})
+        except TsunaguError as exc:
+            return _match_page(request, match, exc.status, error=_error(request, exc))
+        return RedirectResponse(f"/relief/matches/{match}?shipped=1", status_code=303)
+
+    # ⑥ inbox -----------------------------------------------------------------------------
+
+    @r.get("/relief/inbox")
+    def inbox_page(request: Request) -> Response:
+        user = optional_user(request)
+        if user is None:
+            return _login(request)
+        box = inbox(request)
+        box.sync(2.0)
+        notes = box.notifications(user.org, limit=100)
+        t = _(request)
+        return render(
+            request,
+            "relief/inbox.html",
+            notes=notes,
+            unread=box.unread(user.org),
+            messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()},
+        )
+
+    @r.post("/relief/inbox/read")
+    async def mark_read(request: Request) -> Response:
+        user = optional_user(request)
+        if user is None:
+            return _login(request)
+        form = await request.form()
+        check_csrf(request, str(form.get("csrf", "")))
+        ident = _int(str(form.get("id", "")))
+        box = inbox(request)
+        if ident is None:
+            box.mark_read(user.org)
+        elif box.exists(user.org, ident):
+            box.mark_read(user.org, ident)
+        return RedirectResponse("/relief/inbox", status_code=303)
+
+    # ⑦ the package's own page, and the scanner -------------------------------------------
+
+    @r.get("/r/{code}")
+    def package(request: Request, code: str) -> Response:
+        view = View(request)
+        entry = view.get("code", code) if code.isascii() and len(code) <= 64 else None
+        match = view.get("match", entry["match"]) if entry else None
+        if match is None:
+            return render(request, "relief/not_found.html", status_code=404)
+        user = optional_user(request)
+        t = _(request)
+        return render(
+            request,
+            "relief/package.html",
+            p=view.public(match),
+            code=code,
+            may_receive=user is not None
+            and user.org == match["shelter"]
+            and match["status"] == "shipped",
+            messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()},
+        )
+
+    @r.get("/relief/scan")
+    def scan(request: Request) -> Response:
+        t = _(request)
+        return render(
+            request, "relief/scan.html", messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()}
+        )
+
+    @r.get("/relief/scan/go")
+    def scan_go(request: Request, code: str = "") -> Response:
+        code = code.strip().rsplit("/r/", 1)[-1].strip("/ ")
+        if not code or not code.isascii() or len(code) > 64:
+            return RedirectResponse("/relief/scan", status_code=303)
+        return RedirectResponse(f"/r/{code}", status_code=303)
+
+    # overview ------------------------------------------------------------------------------
+
+    @r.get("/relief/overview")
+    def overview(request: Request) -> Response:
+        user = optional_user(request)
+        if user is None:
+            return _login(request)
+        data = _overview(request, user)
+        return render(request, "relief/overview.html", o=data, priorities=PRIORITIES)
+
+    return r
+
+
+__all__ = ["NAV", "router"]
