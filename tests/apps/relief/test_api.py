@@ -707,6 +707,16 @@ def test_overview_is_scoped_to_the_user(relief: Relief):
     assert_problem(relief.get("/overview"), 401, "unauthorized")
 
 
+def test_overview_unmet_rows_name_their_unit(relief: Relief):
+    everything = relief.get("/overview", "admin").json()
+    rows = [row for u in everything["unmet_by_priority"] for row in u["by_item"]]
+    assert rows
+    for row in rows:
+        item = catalog.item(row["item"])
+        assert row["unit_name"] == {"ja": item.unit_ja, "en": item.unit_en}
+        assert row["unit"] == item.unit_ja
+
+
 @pytest.mark.parametrize(
     ("kind", "listing", "tags"),
     [

@@ -286,6 +286,150 @@ def test_inbox_marks_read(site):
     assert "未読: 0" in text(client.get("/relief/inbox").text)
 
 
+def newest_need(site: Site, shelter: str) -> dict[str, Any]:
+    needs = [n for k, n in site.snapshot().items() if k.startswith("need/")]
+    return max(
+        (n for n in needs if n["shelter"] == shelter), key=lambda n: n["history"][0]["height"]
+    )
+
+
+def shelter_options(html: str) -> list[str]:
+    select = re.search(r'<select id="shelter" name="shelter"[^>]*>(.*?)</select>', html, re.S)
+    return re.findall(r'<option value="([^"]+)"', select.group(1)) if select else []
+
+
+def test_coordinator_posts_a_need_for_a_shelter_of_its_municipality(site):
+    # Shelter staff post for their own shelter: no shelter to choose.
+    assert 'name="shelter"' not in site.client("shelter1").get("/relief/needs").text
+    coordinator = site.client("coordinator1")
+    page = coordinator.get("/relief/needs")
+    assert page.status_code == 200
+    assert shelter_options(page.text) == ["tachikawa-shelter-1"]
+    assert shelter_options(site.client("admin").get("/relief/needs").text) == sorted(
+        ["tachikawa-shelter-1", "hachioji-shelter-4", "oshima-shelter-1", "hachijo-shelter-1"],
+        key=lambda s: (s.split("-")[0], s),
+    )
+    need = {"item": "tokyo-1", "quantity": "240", "priority": "high", "needed_by": day(3)}
+    before = len(site.snapshot())
+    response = post(
+        coordinator, "/relief/needs", "/relief/needs", need | {"shelter": "tachikawa-shelter-1"}
+    )
+    assert response.status_code == 303, text(response.text)
+    assert len(site.snapshot()) == before + 1
+    posted = newest_need(site, "tachikawa-shelter-1")
+    assert (posted["item"], posted["quantity"], posted["priority"]) == ("tokyo-1", 240, "high")
+    assert posted["municipality"] == "tachikawa"
+    # The coordinator's needs page lists the needs of its municipality's shelters.
+    assert f"/relief/needs/{posted['id']}/update" in coordinator.get("/relief/needs").text
+
+    # No shelter chosen: a Japanese message, nothing posted.
+    before = site.snapshot()
+    response = post(coordinator, "/relief/needs", "/relief/needs", need)
+    assert response.status_code == 422
+    assert "避難所を選んでください" in text(response.text)
+    # The coordinator of 大島町 may not post for a shelter of 立川市.
+    other = site.client("coordinator2")
+    assert shelter_options(other.get("/relief/needs").text) == ["oshima-shelter-1"]
+    response = post(
+        other, "/relief/needs", "/relief/needs", need | {"shelter": "tachikawa-shelter-1"}
+    )
+    assert response.status_code == 403
+    assert "災害対策本部だけです" in text(response.text)
+    assert site.snapshot() == before
+
+
+def test_edit_a_need_quantity_priority_and_date(site):
+    shelter = site.client("shelter1")
+    response = post(
+        shelter,
+        "/relief/needs",
+        "/relief/needs",
+        {"item": "tokyo-39", "quantity": "50", "priority": "normal", "needed_by": day(4)},
+    )
+    assert response.status_code == 303, text(response.text)
+    need = newest_need(site, "tachikawa-shelter-1")
+    page = shelter.get("/relief/needs").text
+    assert f'id="p-{need["id"]}"' in page and f'id="d-{need["id"]}"' in page
+    action = f"/relief/needs/{need['id']}/update"
+    change = {"quantity": "80", "priority": "urgent", "needed_by": day(1)}
+    response = post(shelter, "/relief/needs", action, change)
+    assert response.status_code == 303, text(response.text)
+    now = site.node.store.state().get("relief.need", need["id"])
+    assert (now["quantity"], now["priority"], now["needed_by"]) == (80, "urgent", day(1))
+    assert now["history"][-1]["changes"] == {
+        "quantity": 80,
+        "priority": "urgent",
+        "needed_by": day(1),
+    }
+
+    # Only what the form changes is sent.
+    same = {"quantity": "80", "priority": "urgent", "needed_by": day(6)}
+    assert post(shelter, "/relief/needs", action, same).status_code == 303
+    now = site.node.store.state().get("relief.need", need["id"])
+    assert now["history"][-1]["changes"] == {"needed_by": day(6)}
+
+    # The coordinator of the shelter's municipality may edit it too.
+    coordinator = site.client("coordinator1")
+    response = post(coordinator, "/relief/needs", action, {"quantity": "90", "priority": "high"})
+    assert response.status_code == 303, text(response.text)
+    now = site.node.store.state().get("relief.need", need["id"])
+    assert (now["quantity"], now["priority"], now["needed_by"]) == (90, "high", day(6))
+
+    before = site.snapshot()
+    # Another municipality's coordinator is refused in Japanese.
+    other = site.client("coordinator2")
+    response = post(other, "/relief/needs", action, {"quantity": "5", "priority": "normal"})
+    assert response.status_code == 403
+    assert "災害対策本部だけです" in text(response.text)
+    # A date in the past, a quantity of zero, a priority that is none: refused.
+    response = post(shelter, "/relief/needs", action, {"quantity": "90", "needed_by": day(-2)})
+    assert response.status_code == 422 and "必要期限" in text(response.text)
+    response = post(shelter, "/relief/needs", action, {"quantity": "0"})
+    assert response.status_code == 422 and "確認" in text(response.text)
+    response = post(shelter, "/relief/needs", action, {"quantity": "90", "priority": "someday"})
+    assert response.status_code == 422
+    assert site.snapshot() == before
+
+
+def overview_rows(html: str) -> set[str]:
+    table = re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1)
+    return set(re.findall(r'<td data-label="避難所">([^<]+)</td>', table))
+
+
+def test_overview_filters_for_coordinators_and_admin(site):
+    tachikawa = "立川市立第一小学校 避難所"
+    oshima = "大島町開発総合センター 避難所"
+    admin = site.client("admin")
+    page = admin.get("/relief/overview")
+    assert page.status_code == 200 and 'name="shelter"' in page.text
+    assert {tachikawa, oshima} <= overview_rows(page.text)
+    page = admin.get("/relief/overview", params={"shelter": "oshima-shelter-1"})
+    assert overview_rows(page.text) == {oshima}
+    assert '<option value="oshima-shelter-1" selected>' in page.text
+
+    coordinator = site.client("coordinator1")
+    assert overview_rows(coordinator.get("/relief/overview").text) == {tachikawa}
+    page = coordinator.get("/relief/overview", params={"municipality": "oshima"})
+    assert overview_rows(page.text) == {oshima}
+    assert '<option value="oshima" selected>' in page.text
+    # A malformed filter is ignored, not an error.
+    page = coordinator.get("/relief/overview", params={"shelter": "<script>"})
+    assert page.status_code == 200 and overview_rows(page.text) == {tachikawa}
+
+    # Shelter staff see their own shelter, without filters.
+    staff = site.client("shelter1").get("/relief/overview", params={"shelter": "oshima-shelter-1"})
+    assert 'name="shelter"' not in staff.text and overview_rows(staff.text) == {tachikawa}
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_overview_unmet_needs_show_unit_names(site, lang):
+    page = text(site.client("admin", lang).get("/relief/overview").text)
+    water = catalog.item("tokyo-1")
+    unit = water.unit_ja if lang == "ja" else water.unit_en
+    name = water.name_ja if lang == "ja" else water.name_en
+    assert re.search(rf"{re.escape(name)} \d+ {re.escape(unit)}", page), page[:2000]
+
+
 def test_every_msgid_has_japanese():
     with open(HERE / "locales/ja/LC_MESSAGES/messages.po", "rb") as fh:
         po = read_po(fh, locale="ja")

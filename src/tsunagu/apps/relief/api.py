@@ -578,6 +578,79 @@ def _offer_routes(r: APIRouter) -> None:
         return written(await submit(request, user, "offer.withdraw", payload), id=offer)
 
 
+def proposal_for(request: Request, user: User) -> dict[str, Any]:
+    """The optimiser's proposal for the open needs of the coordinator's municipality
+    (an administrator's: all) from all open offers; nothing is written. The API's
+    ``GET /proposal`` and the review page both answer with this."""
+    view = View(request)
+    scope = None if "admin" in user.roles else view.municipality(user)
+    if scope is None and "admin" not in user.roles:
+        raise Forbidden()
+    places = municipalities()
+    today = today_jst()
+    needs = {
+        n["id"]: n
+        for n in view.all("need")
+        if remaining(n) > 0 and (scope is None or n["municipality"] == scope)
+    }
+    offers = {
+        o["id"]: o
+        for o in view.all("offer")
+        if remaining(o) > 0 and (o["expiry"] is None or o["expiry"] >= today)
+    }
+
+    def located(record: dict[str, Any], place: str, build):
+        where = places.get(place)
+        lat, lon = (where.lat, where.lon) if where else (0.0, 0.0)
+        return dataclasses.replace(build(record), lat=lat, lon=lon)
+
+    need_ins = [located(n, n["municipality"], need_in) for n in needs.values()]
+    offer_ins = [located(o, o["ship_from"], offer_in) for o in offers.values()]
+    allocations = propose(need_ins, offer_ins)
+    rows = []
+    for a in allocations:
+        need, offer = needs[a.need_id], offers[a.offer_id]
+        item, unit = view.item_names(need["item"])
+        rows.append(
+            {
+                "need_id": a.need_id,
+                "offer_id": a.offer_id,
+                "quantity": a.quantity,
+                "distance_m": a.distance_m,
+                "item": need["item"],
+                "item_name": item,
+                "unit": need["unit"],
+                "unit_name": unit,
+                "priority": need["priority"],
+                "needed_by": need["needed_by"],
+                "shelter": need["shelter"],
+                "shelter_name": view.org_name(need["shelter"]),
+                "municipality_name": view.place_name(need["municipality"]),
+                "sender": offer["org"],
+                "sender_name": view.org_name(offer["org"]),
+                "ship_from": offer["ship_from"],
+                "ship_from_name": view.place_name(offer["ship_from"]),
+                "need_remaining": remaining(need),
+                "offer_remaining": remaining(offer),
+            }
+        )
+    filled: dict[str, int] = {}
+    for a in allocations:
+        filled[a.need_id] = filled.get(a.need_id, 0) + a.quantity
+    unmet = [
+        view.need(n) | {"unallocated": remaining(n) - filled.get(n["id"], 0)}
+        for n in needs.values()
+        if remaining(n) > filled.get(n["id"], 0)
+    ]
+    return {
+        "municipality": scope,
+        "allocations": rows,
+        "unmet": unmet,
+        "needs_considered": len(needs),
+        "offers_considered": len(offers),
+    }
+
+
 def _match_routes(r: APIRouter) -> None:
     @r.get("/proposal")
     def proposal(
@@ -586,73 +659,7 @@ def _match_routes(r: APIRouter) -> None:
         """The optimiser's proposal for the open needs of the coordinator's municipality
         (an administrator's: all) from all open offers. Nothing is written: review, adjust,
         then confirm with ``POST /matches``."""
-        view = View(request)
-        scope = None if "admin" in user.roles else view.municipality(user)
-        if scope is None and "admin" not in user.roles:
-            raise Forbidden()
-        places = municipalities()
-        today = today_jst()
-        needs = {
-            n["id"]: n
-            for n in view.all("need")
-            if remaining(n) > 0 and (scope is None or n["municipality"] == scope)
-        }
-        offers = {
-            o["id"]: o
-            for o in view.all("offer")
-            if remaining(o) > 0 and (o["expiry"] is None or o["expiry"] >= today)
-        }
-
-        def located(record: dict[str, Any], place: str, build):
-            where = places.get(place)
-            lat, lon = (where.lat, where.lon) if where else (0.0, 0.0)
-            return dataclasses.replace(build(record), lat=lat, lon=lon)
-
-        need_ins = [located(n, n["municipality"], need_in) for n in needs.values()]
-        offer_ins = [located(o, o["ship_from"], offer_in) for o in offers.values()]
-        allocations = propose(need_ins, offer_ins)
-        rows = []
-        for a in allocations:
-            need, offer = needs[a.need_id], offers[a.offer_id]
-            item, unit = view.item_names(need["item"])
-            rows.append(
-                {
-                    "need_id": a.need_id,
-                    "offer_id": a.offer_id,
-                    "quantity": a.quantity,
-                    "distance_m": a.distance_m,
-                    "item": need["item"],
-                    "item_name": item,
-                    "unit": need["unit"],
-                    "unit_name": unit,
-                    "priority": need["priority"],
-                    "needed_by": need["needed_by"],
-                    "shelter": need["shelter"],
-                    "shelter_name": view.org_name(need["shelter"]),
-                    "municipality_name": view.place_name(need["municipality"]),
-                    "sender": offer["org"],
-                    "sender_name": view.org_name(offer["org"]),
-                    "ship_from": offer["ship_from"],
-                    "ship_from_name": view.place_name(offer["ship_from"]),
-                    "need_remaining": remaining(need),
-                    "offer_remaining": remaining(offer),
-                }
-            )
-        filled: dict[str, int] = {}
-        for a in allocations:
-            filled[a.need_id] = filled.get(a.need_id, 0) + a.quantity
-        unmet = [
-            view.need(n) | {"unallocated": remaining(n) - filled.get(n["id"], 0)}
-            for n in needs.values()
-            if remaining(n) > filled.get(n["id"], 0)
-        ]
-        return {
-            "municipality": scope,
-            "allocations": rows,
-            "unmet": unmet,
-            "needs_considered": len(needs),
-            "offers_considered": len(offers),
-        }
+        return proposal_for(request, user)
 
     @r.post("/matches", status_code=201)
     async def confirm(
@@ -929,6 +936,79 @@ def _in_scope(record: dict[str, Any], shelter: str | None, municipality: str | N
     )
 
 
+def overview_for(
+    request: Request, user: User, shelter: str | None = None, municipality: str | None = None
+) -> dict[str, Any]:
+    """Needs against matched, shipped and received goods per shelter and item; unmet needs
+    by priority; packages by stage. ``GET /overview`` and the overview page both answer
+    with this."""
+    view = View(request)
+    shelter, municipality = _scope(view, user, shelter, municipality)
+    needs = [n for n in view.all("need") if _in_scope(n, shelter, municipality)]
+    matches = [m for m in view.all("match") if _in_scope(m, shelter, municipality)]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(shelter_id: str, item_id: str, place: str) -> dict[str, Any]:
+        key = (shelter_id, item_id)
+        if key not in rows:
+            item, unit = view.item_names(item_id)
+            rows[key] = {
+                "shelter": shelter_id,
+                "shelter_name": view.org_name(shelter_id),
+                "municipality": place,
+                "municipality_name": view.place_name(place),
+                "item": item_id,
+                "item_name": item,
+                "unit_name": unit,
+                **dict.fromkeys(("requested", "matched", "shipped", "received", "unmet"), 0),
+            }
+        return rows[key]
+
+    for n in needs:
+        totals = row(n["shelter"], n["item"], n["municipality"])
+        if n["status"] != "cancelled":
+            totals["requested"] += n["quantity"]
+        totals["received"] += n["received"]
+        totals["unmet"] += remaining(n)
+    for m in matches:
+        totals = row(m["shelter"], m["item"], m["municipality"])
+        if m["status"] != "cancelled":
+            totals["matched"] += m["quantity"]
+        if m["status"] in ("shipped", "received"):
+            totals["shipped"] += m["quantity"]
+    unmet = []
+    for priority in PRIORITY_ORDER:
+        open_needs = [n for n in needs if n["priority"] == priority and remaining(n) > 0]
+        unmet.append(
+            {
+                "priority": priority,
+                "needs": len(open_needs),
+                "by_item": [
+                    {
+                        "item": n["item"],
+                        "item_name": view.item_names(n["item"])[0],
+                        "unit_name": view.item_names(n["item"])[1],
+                        "shelter": n["shelter"],
+                        "unit": n["unit"],
+                        "quantity": remaining(n),
+                    }
+                    for n in open_needs
+                ],
+            }
+        )
+    stages = ("confirmed", "shipped", "received", "cancelled")
+    packages = {s: sum(m["status"] == s for m in matches) for s in stages}
+    matches.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
+    return {
+        "scope": {"shelter": shelter, "municipality": municipality},
+        "shelters": sorted(rows.values(), key=lambda t: (t["shelter"], t["item"])),
+        "unmet_by_priority": unmet,
+        "packages": packages,
+        "in_transit": [view.match(m) for m in matches if m["status"] == "shipped"],
+        "received": [view.match(m) for m in matches if m["status"] == "received"][:50],
+    }
+
+
 def _report_routes(r: APIRouter) -> None:
     @r.get("/overview")
     def overview(
@@ -940,65 +1020,7 @@ def _report_routes(r: APIRouter) -> None:
         """Needs against matched, shipped and received goods per shelter and item; unmet
         needs by priority; packages by stage. Scope: the query, else the user's shelter (shelter
         staff) or municipality (coordinators), else everything."""
-        view = View(request)
-        shelter, municipality = _scope(view, user, shelter, municipality)
-        needs = [n for n in view.all("need") if _in_scope(n, shelter, municipality)]
-        matches = [m for m in view.all("match") if _in_scope(m, shelter, municipality)]
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-        def row(shelter_id: str, item_id: str, place: str) -> dict[str, Any]:
-            key = (shelter_id, item_id)
-            if key not in rows:
-                item, unit = view.item_names(item_id)
-                rows[key] = {
-                    "shelter": shelter_id,
-                    "shelter_name": view.org_name(shelter_id),
-                    "municipality": place,
-                    "municipality_name": view.place_name(place),
-                    "item": item_id,
-                    "item_name": item,
-                    "unit_name": unit,
-                    **dict.fromkeys(("requested", "matched", "shipped", "received", "unmet"), 0),
-                }
-            return rows[key]
-
-        for n in needs:
-            totals = row(n["shelter"], n["item"], n["municipality"])
-            if n["status"] != "cancelled":
-                totals["requested"] += n["quantity"]
-            totals["received"] += n["received"]
-            totals["unmet"] += remaining(n)
-        for m in matches:
-            totals = row(m["shelter"], m["item"], m["municipality"])
-            if m["status"] != "cancelled":
-                totals["matched"] += m["quantity"]
-            if m["status"] in ("shipped", "received"):
-                totals["shipped"] += m["quantity"]
-        unmet = []
-        for priority in PRIORITY_ORDER:
-            open_needs = [n for n in needs if n["priority"] == priority and remaining(n) > 0]
-            unmet.append(
-                {
-                    "priority": priority,
-                    "needs": len(open_needs),
-                    "by_item": [
-                        {"item": n["item"], "item_name": view.item_names(n["item"])[0]}
-                        | {"shelter": n["shelter"], "unit": n["unit"], "quantity": remaining(n)}
-                        for n in open_needs
-                    ],
-                }
-            )
-        stages = ("confirmed", "shipped", "received", "cancelled")
-        packages = {s: sum(m["status"] == s for m in matches) for s in stages}
-        matches.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
-        return {
-            "scope": {"shelter": shelter, "municipality": municipality},
-            "shelters": sorted(rows.values(), key=lambda t: (t["shelter"], t["item"])),
-            "unmet_by_priority": unmet,
-            "packages": packages,
-            "in_transit": [view.match(m) for m in matches if m["status"] == "shipped"],
-            "received": [view.match(m) for m in matches if m["status"] == "received"][:50],
-        }
+        return overview_for(request, user, shelter, municipality)
 
     @r.get("/export/{kind}.csv", response_class=Response)
     def export(

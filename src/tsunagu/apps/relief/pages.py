@@ -8,6 +8,7 @@ re-implements a rule: the contract decides, and its refusal is shown in the user
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,10 +21,13 @@ from tsunagu.apps.relief.api import (
     PRIORITY_ORDER,
     MatchesBody,
     NeedBody,
+    NeedPatch,
     OfferBody,
     ShipmentBody,
     View,
     inbox,
+    overview_for,
+    proposal_for,
     submit,
     today_jst,
 )
@@ -31,6 +35,7 @@ from tsunagu.apps.relief.contract import (
     COORDINATOR_ROLES,
     NEED_ROLES,
     SUPPORTER_ROLES,
+    municipality_of,
 )
 from tsunagu.errors import TsunaguError
 from tsunagu.identity.private import User
@@ -39,6 +44,7 @@ from tsunagu.platform import NavLink
 from tsunagu.web.deps import check_csrf, language, optional_user, render, services
 
 PRIORITIES = tuple(PRIORITY_ORDER)
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 NAV = (
     NavLink("/relief", "Relief supplies"),
     NavLink("/relief/scan", "Scan a label"),
@@ -111,9 +117,37 @@ def _common() -> dict[str, Any]:
     }
 
 
+def _shelters(view: View, municipality: str | None = None) -> list[dict[str, Any]]:
+    """The consortium's shelters (of ``municipality`` if given), by municipality and id."""
+    shelters = [
+        org
+        for _, org in view.state.scan("identity.org")
+        if org.get("type") == "shelter"
+        and (municipality is None or municipality_of(org) == municipality)
+    ]
+    return sorted(shelters, key=lambda o: (municipality_of(o) or "", o["id"]))
+
+
+def _posts_for_shelters(view: View, user: User) -> list[dict[str, Any]] | None:
+    """The shelters a coordinator (those of its municipality) or an administrator (all) may
+    choose to post a need for; None for a shelter's staff, who post for their own."""
+    if "admin" in user.roles:
+        return _shelters(view)
+    if "coordinator" in user.roles and view.org(user.org).get("type") != "shelter":
+        home = view.municipality(user)
+        return _shelters(view, home) if home else []
+    return None
+
+
+def _may_see_need(view: View, user: User, need: dict[str, Any]) -> bool:
+    if "admin" in user.roles or need["shelter"] == user.org:
+        return True
+    return "coordinator" in user.roles and view.municipality(user) == need["municipality"]
+
+
 def _needs_page(request, user, status_code=200, values=None, error=None, **extra) -> Response:
     view = View(request)
-    needs = [n for n in view.all("need") if user.org in (n["shelter"],) or "admin" in user.roles]
+    needs = [n for n in view.all("need") if _may_see_need(view, user, n)]
     needs.sort(key=lambda n: (n["status"] != "open", PRIORITY_ORDER[n["priority"]], n["id"]))
     return render(
         request,
@@ -123,6 +157,7 @@ def _needs_page(request, user, status_code=200, values=None, error=None, **extra
         groups=_items_by_category(),
         values=values or {},
         error=error,
+        shelters=_posts_for_shelters(view, user),
         group_keys=catalog.GROUP_KEYS,
         population=catalog.population_groups(),
         **_common(),
@@ -149,28 +184,9 @@ def _offers_page(request, user, status_code=200, values=None, error=None) -> Res
     )
 
 
-def _proposal(request: Request, user: User) -> dict[str, Any]:
-    # The API's proposal route is the one place the optimiser is fed; call it as a function.
-    from tsunagu.apps.relief import api
-
-    for route in api.router().routes:
-        if getattr(route, "path", "") == f"{api.PREFIX}/proposal":
-            return route.endpoint(request, user)  # type: ignore[attr-defined]
-    raise RuntimeError("no proposal route")
-
-
-def _overview(request: Request, user: User) -> dict[str, Any]:
-    from tsunagu.apps.relief import api
-
-    for route in api.router().routes:
-        if getattr(route, "path", "") == f"{api.PREFIX}/overview":
-            return route.endpoint(request, user, None, None)  # type: ignore[attr-defined]
-    raise RuntimeError("no overview route")
-
-
 def _review_page(request, user, status_code=200, error=None, result=None) -> Response:
     try:
-        proposal = _proposal(request, user)
+        proposal = proposal_for(request, user)
     except TsunaguError as exc:
         proposal, error = {"allocations": [], "unmet": []}, _error(request, exc)
     return render(
@@ -267,11 +283,15 @@ def router() -> APIRouter:
             body["size"] = values["size"]
         if values.get("note", "").strip():
             body["note"] = values["note"].strip()
+        if values.get("shelter"):
+            body["shelter"] = values["shelter"]
         payload, ok = _form(NeedBody, body)
         t = _(request)
         if not ok or item is None:
             error = t("Check the item, a whole-number quantity and the needed-by date.")
             return _needs_page(request, user, 422, values, error)
+        if "shelter" not in payload and _posts_for_shelters(View(request), user) is not None:
+            return _needs_page(request, user, 422, values, t("Choose a shelter."))
         payload["unit"] = item.unit_ja
         try:
             await submit(request, user, "need.post", payload)
@@ -315,6 +335,8 @@ def router() -> APIRouter:
                 "needed_by": needed_by,
                 "priority": str(form.get("priority", "normal")),
             }
+            if form.get("shelter"):
+                body["shelter"] = str(form["shelter"])
             payload, ok = _form(NeedBody, body)
             if not ok or item is None:
                 error = _(request)("Check the quantities and the needed-by date.")
@@ -334,13 +356,22 @@ def router() -> APIRouter:
             return user
         form = await request.form()
         check_csrf(request, str(form.get("csrf", "")))
-        payload: dict[str, Any] = {"need": need}
+        current = View(request).get("need", need) or {}
         quantity = _int(str(form.get("quantity", "")))
-        if quantity is None or quantity <= 0:
+        if form.get("quantity") and quantity is None:
             return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
-        payload["quantity"] = quantity
-        if form.get("priority") in PRIORITIES:
-            payload["priority"] = str(form["priority"])
+        body = {
+            "quantity": quantity,
+            "priority": str(form.get("priority", "")) or None,
+            "needed_by": str(form.get("needed_by", "")) or None,
+        }
+        changes, ok = _form(NeedPatch, body)
+        if not ok:
+            error = _(request)("Check the quantity, the priority and the needed-by date.")
+            return _needs_page(request, user, 422, error=error)
+        # Send what the form changes: the need's history records what really changed.
+        changed = {k: v for k, v in (changes or {}).items() if current.get(k) != v}
+        payload: dict[str, Any] = {"need": need, **changed}
         try:
             await submit(request, user, "need.update", payload)
         except TsunaguError as exc:
@@ -570,8 +601,27 @@ def router() -> APIRouter:
         user = optional_user(request)
         if user is None:
             return _login(request)
-        data = _overview(request, user)
-        return render(request, "relief/overview.html", o=data, priorities=PRIORITIES)
+        view = View(request)
+        filters = user.has_role(*COORDINATOR_ROLES)  # admin too
+        wanted = {
+            k: v if filters and SLUG.match(v := request.query_params.get(k, "")) else None
+            for k in ("shelter", "municipality")
+        }
+        data = overview_for(request, user, wanted["shelter"], wanted["municipality"])
+        shelters = _shelters(view) if filters else []
+        places = sorted({municipality_of(o) or "" for o in shelters} - {""})
+        return render(
+            request,
+            "relief/overview.html",
+            o=data,
+            priorities=PRIORITIES,
+            filters=filters,
+            shelters=[
+                {"id": o["id"], "name": view.org_name(o["id"]), "municipality": municipality_of(o)}
+                for o in shelters
+            ],
+            places=[{"id": p, "name": view.place_name(p)} for p in places],
+        )
 
     return r
 
