@@ -20,11 +20,16 @@ HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PortOpt = Annotated[int, typer.Option("--port", help="Port to listen on.")]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--public-base-url", help="Base URL printed in QR codes and links (behind a proxy)."),
+    typer.Option(
+        "--public-base-url", help="Base URL printed in QR codes and links (behind a proxy)."
+    ),
 ]
-MaxTxsOpt = Annotated[int, typer.Option("--block-max-txs", min=1, help="Cut a block at this many txs.")]
+MaxTxsOpt = Annotated[
+    int, typer.Option("--block-max-txs", min=1, help="Cut a block at this many txs.")
+]
 MaxWaitOpt = Annotated[
-    int, typer.Option("--block-max-wait-ms", min=1, help="Cut a block this long after its first tx.")
+    int,
+    typer.Option("--block-max-wait-ms", min=1, help="Cut a block this long after its first tx."),
 ]
 
 
@@ -39,6 +44,24 @@ def _open_node(data: Path, max_txs: int = 500, max_wait_ms: int = 50):
     return node, PrivateStore(data), apps
 
 
+# The cyclic garbage collector's first-generation threshold for the server (Python's default
+# is 700 allocations). Each request allocates hundreds of objects, so at the default the
+# collector runs every request or two and took about a sixth of the event loop's time.
+GC_GEN0_THRESHOLD = 10_000
+
+
+def _tune_gc() -> None:
+    """Collect less often, and never re-scan what start-up created (modules, the app, its
+    routes): frozen objects stay alive as they would anyway, and cyclic garbage made while
+    serving is still collected, in fewer and larger passes."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 def _serve(node, private, apps, host: str, port: int, public_base_url: str | None) -> None:
     import uvicorn
 
@@ -46,6 +69,7 @@ def _serve(node, private, apps, host: str, port: int, public_base_url: str | Non
 
     node.start()
     app = create_app(node, private, apps, public_base_url=public_base_url)
+    _tune_gc()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -78,7 +102,7 @@ def demo(
         node, private, apps = _open_node(data)
     typer.echo(f"Tsunagu demo: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     typer.echo("Accounts (password: the demo password, default tsunagu-demo):")
-    for username, display_name, org, roles in ACCOUNTS:
+    for username, _name, org, roles in ACCOUNTS:
         typer.echo(f"  {username:<13} {'/'.join(roles):<20} {org}")
     _serve(node, private, apps, host, port, public_base_url)
 

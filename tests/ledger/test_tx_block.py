@@ -581,3 +581,27 @@ def test_state_hash_chains() -> None:
     second = next_state_hash(first, writes)
     assert second != first
     assert second == _documented_state_hash(first, writes)
+
+
+def test_payloads_nested_deeper_than_the_limit_are_refused() -> None:
+    from tsunagu.ledger.tx import MAX_DEPTH, MalformedTransaction, decode_tx
+
+    def nested(levels: int) -> dict:
+        payload: dict = {}
+        inner = payload
+        for _ in range(levels - 1):
+            inner["a"] = [{}]
+            inner = inner["a"][0]
+        return payload
+
+    envelope = {
+        "chain_id": "c",
+        "app": "a",
+        "type": "t",
+        "signer": "0" * 64,
+        "seq": 1,
+        "signature": "0" * 128,
+    }
+    decode_tx({**envelope, "payload": nested(MAX_DEPTH // 2)})  # arrays count as levels too
+    with pytest.raises(MalformedTransaction, match="nests deeper"):
+        decode_tx({**envelope, "payload": nested(MAX_DEPTH)})

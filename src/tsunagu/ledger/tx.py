@@ -12,16 +12,17 @@ transaction id is the lowercase hex SHA-256 of that leaf.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tsunagu.errors import TsunaguError
-from tsunagu.ledger.canonical import canonical, is_hex, sha256_hex
+from tsunagu.ledger.canonical import canonical, fast_canonical, is_hex, loads_json, sha256_hex
 from tsunagu.ledger.keys import SigningKey, verify_signature
 
 ENVELOPE_FIELDS = frozenset({"chain_id", "app", "type", "payload", "signer", "seq", "signature"})
 MAX_SEQ = 2**53 - 1
 MAX_TX_BYTES = 64 * 1024
+MAX_DEPTH = 32  # nesting of arrays and objects inside the payload
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 
@@ -53,6 +54,9 @@ class Transaction:
     signature: str
     leaf: bytes
     id: str
+    # The signed bytes, when decode_tx has cut them out of the leaf it computed (not part of
+    # the transaction's value: ignored by ==, hash and repr).
+    _signing: bytes | None = field(default=None, repr=False, compare=False)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,8 @@ class Transaction:
         return {**self.body(), "signature": self.signature}
 
     def signing_bytes(self) -> bytes:
+        if self._signing is not None:
+            return self._signing
         return canonical(self.body())
 
     def verify(self, public_key: bytes) -> bool:
@@ -100,6 +106,13 @@ def _check(body: Any) -> None:
         raise _fail("type must match [a-z][a-z0-9_.]{0,63}", "type が不正です")
     if not isinstance(body["payload"], dict):
         raise _fail("payload must be a JSON object", "payload がJSONオブジェクトではありません")
+    if _depth(body["payload"]) > MAX_DEPTH:
+        # Deeper values cannot be rendered back by the API (serialisers cap recursion), so
+        # such a transaction would make its own block unreadable.
+        raise _fail(
+            f"payload nests deeper than {MAX_DEPTH} levels",
+            f"payload の入れ子が {MAX_DEPTH} 段を超えています",
+        )
     if not is_hex(body["signer"], 64):
         raise _fail("signer must be 64 lowercase hex characters", "signer が不正です")
     seq = body["seq"]
@@ -109,13 +122,54 @@ def _check(body: Any) -> None:
         raise _fail("signature must be 128 lowercase hex characters", "signature が不正です")
 
 
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (iteratively: no recursion limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def decode_tx(body: Any) -> Transaction:
     """Check the envelope's shape strictly and compute its leaf bytes and id."""
     _check(body)
-    try:
-        leaf = canonical(body)
-    except Exception as exc:  # rfc8785 refuses NaN, huge ints and lone surrogates
-        raise _fail(f"not canonicalizable ({exc})", "正規化できない値を含みます") from exc
+    # The leaf is canonical(body). _check has made app, type, signer and signature strings
+    # that need no escaping and seq an integer in range, so when chain_id and payload take the
+    # fast path the leaf is assembled from their canonical bytes, members in RFC 8785 order.
+    # Removing the signature member from a canonical object leaves the canonical object
+    # without it, which is what was signed: kept, so the signature check encodes nothing.
+    chain_id = fast_canonical(body["chain_id"])
+    payload = fast_canonical(body["payload"])
+    tail = b',"signer":"%s","type":"%s"}' % (body["signer"].encode(), body["type"].encode())
+    member = b',"signature":"%s"' % body["signature"].encode()
+    signing: bytes | None = None
+    if chain_id is not None and payload is not None:
+        head = b'{"app":"%s","chain_id":%s,"payload":%s,"seq":%d' % (
+            body["app"].encode(),
+            chain_id,
+            payload,
+            body["seq"],
+        )
+        leaf = head + member + tail
+        signing = head + tail
+    else:
+        try:
+            leaf = canonical(body)
+        except Exception as exc:  # rfc8785 refuses NaN, huge ints and lone surrogates
+            raise _fail(f"not canonicalizable ({exc})", "正規化できない値を含みます") from exc
+        if leaf.endswith(member + tail):
+            signing = leaf[: len(leaf) - len(member) - len(tail)] + tail
     if len(leaf) > MAX_TX_BYTES:
         raise _fail(f"larger than {MAX_TX_BYTES} bytes", f"{MAX_TX_BYTES} バイトを超えています")
     return Transaction(
@@ -128,14 +182,13 @@ def decode_tx(body: Any) -> Transaction:
         signature=body["signature"],
         leaf=leaf,
         id=sha256_hex(leaf),
+        _signing=signing,
     )
 
 
 def decode_leaf(leaf: bytes) -> Transaction:
     """Rebuild a transaction from stored leaf bytes; the bytes must already be canonical."""
-    import json
-
-    tx = decode_tx(json.loads(leaf))
+    tx = decode_tx(loads_json(leaf))
     if tx.leaf != leaf:
         raise _fail("leaf bytes are not canonical", "正規化されていません")
     return tx

@@ -7,6 +7,7 @@ The same code runs when a node builds a block, when it applies a peer's block, a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from tsunagu.errors import Rejected
 from tsunagu.ledger.block import COMMITTED, TxResult, next_state_hash
 from tsunagu.ledger.keys import key_id
 from tsunagu.ledger.tx import Transaction
+from tsunagu.node.store import loads
 
 SEQ_NS = "ledger.seq"
 MEMBER_NS = "identity.member"
@@ -32,8 +34,14 @@ class BlockState:
     def get(self, ns: str, key: str) -> dict[str, Any] | None:
         if (ns, key) in self.overlay:
             value = self.overlay[(ns, key)]
-            return None if value is None else json.loads(value)
+            return None if value is None else loads(value)
         return self.base.get(ns, key)
+
+    def get_raw(self, ns: str, key: str) -> bytes | None:
+        """The stored bytes of a value (the base state must offer ``get_raw`` too)."""
+        if (ns, key) in self.overlay:
+            return self.overlay[(ns, key)]
+        return self.base.get_raw(ns, key)
 
     def scan(self, ns: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         mine = {k: v for (n, k), v in self.overlay.items() if n == ns and k.startswith(prefix)}
@@ -61,9 +69,47 @@ def _rejected(code: str, reason: str) -> TxResult:
     return TxResult("rejected", code, reason)
 
 
+MEMBER_CACHE_ENTRIES = 50_000
+_SEQ_VALUE = re.compile(rb'\{"seq":(0|[1-9][0-9]{0,15})\}')
+
+
 class Executor:
     def __init__(self, contracts: Sequence[Contract]) -> None:
         self.contracts = {c.app: c for c in contracts}
+        # Decoded member records by (key id, stored bytes): the same bytes always decode to
+        # the same (immutable) Member, so a signer's record is parsed once, not once per tx.
+        self._members: dict[tuple[str, bytes], Member] = {}
+
+    @staticmethod
+    def _last_seq(state: BlockState, signer: str) -> dict[str, Any] | None:
+        """``state.get(SEQ_NS, signer)``: the value this executor writes, ``{"seq":N}``, is
+        read without a JSON parser."""
+        if not hasattr(state.base, "get_raw"):
+            return state.get(SEQ_NS, signer)
+        raw = state.get_raw(SEQ_NS, signer)
+        if raw is None:
+            return None
+        match = _SEQ_VALUE.fullmatch(raw) if type(raw) is bytes else None
+        if match is not None:
+            return {"seq": int(match.group(1))}
+        return loads(raw)
+
+    def _member(self, state: BlockState, signer: str) -> Member | bool | None:
+        """The signer's member record, ``None`` if there is none, or ``False`` when the base
+        state cannot give raw bytes (the caller then decodes as it always did)."""
+        if not hasattr(state.base, "get_raw"):
+            return False
+        raw = state.get_raw(MEMBER_NS, signer)
+        if raw is None:
+            return None
+        cache_key = (signer, raw)
+        member = self._members.get(cache_key)
+        if member is None:
+            member = Member.from_state(signer, loads(raw))
+            if len(self._members) >= MEMBER_CACHE_ENTRIES:
+                self._members.clear()
+            self._members[cache_key] = member
+        return member
 
     def execute(
         self,
@@ -83,7 +129,9 @@ class Executor:
         for i, tx in enumerate(txs):
             try:
                 results.append(
-                    self._one(state, tx, chain_id, height, timestamp, first_index + i, check_signatures)
+                    self._one(
+                        state, tx, chain_id, height, timestamp, first_index + i, check_signatures
+                    )
                 )
                 reasons_ja.append(None)
             except Rejected as exc:
@@ -115,15 +163,18 @@ class Executor:
             if member is None:
                 return _rejected("unknown_signer", "the genesis signer is not among its members")
         else:
-            raw = state.get(MEMBER_NS, tx.signer)
-            if raw is None:
+            found = self._member(state, tx.signer)
+            if found is False:
+                raw = state.get(MEMBER_NS, tx.signer)
+                found = None if raw is None else Member.from_state(tx.signer, raw)
+            if found is None:
                 return _rejected("unknown_signer", "the signer's key is not registered")
-            member = Member.from_state(tx.signer, raw)
+            member = found
             if not member.active:
                 return _rejected("revoked_signer", "the signer's key has been revoked")
         if check_signatures and not tx.verify(member.public_key):
             return _rejected("bad_signature", "the signature does not verify")
-        last = state.get(SEQ_NS, tx.signer)
+        last = self._last_seq(state, tx.signer)
         if last is not None and tx.seq <= last["seq"]:
             return _rejected("replayed_seq", f"seq {tx.seq} is not above {last['seq']}")
         # The sequence number is spent even when the contract refuses the transaction, so

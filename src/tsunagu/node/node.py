@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from tsunagu.node.orderer import Orderer, Pending, SoloOrderer
 from tsunagu.node.store import Head, Store
 
 NODE_KEY_FILE = "node_key.json"
+NO_CHAIN_EN = "This node has no chain yet."
+NO_CHAIN_JA = "このノードにはまだチェーンがありません。"
 CHAIN_DB = "chain.db"
 
 
@@ -105,7 +109,14 @@ class Node:
         self.orderer = orderer or SoloOrderer()
         self._lock = threading.Lock()
         self._pending_seq: dict[str, int] = {}
+        # Each signer's committed seq as state has it: filled from the store on first use and
+        # updated under the lock after every commit, so admission reads no SQLite row per tx.
+        self._committed: dict[str, int] = {}
         self._members: dict[str, Member | None] = {}
+        self._admission: queue.SimpleQueue | None = None  # see submit_queued
+        self._admission_thread: threading.Thread | None = None
+        self._admission_lock = threading.Lock()
+        self._admission_closed = False
         self.head: Head | None = self.store.head(self.store.writer)
         self.frontier = self.store.frontier(self.store.writer)
         self.listeners: list[Callable[[Block], None]] = []
@@ -115,7 +126,9 @@ class Node:
     @property
     def chain_id(self) -> str:
         if self._chain_id is None:
-            raise Unavailable("This node has no chain yet.", "このノードにはまだチェーンがありません。")
+            raise Unavailable(
+                "This node has no chain yet.", "このノードにはまだチェーンがありません。"
+            )
         return self._chain_id
 
     # -- lifecycle -------------------------------------------------------------------
@@ -123,18 +136,38 @@ class Node:
     def start(self) -> None:
         if not self._started:
             self.orderer.start(self._deliver)
+            self._admission_closed = False
             self._started = True
 
     def stop(self) -> None:
         if self._started:
+            self._stop_admission()
             self.orderer.stop()
             self._started = False
         self.store.close()
 
+    def _stop_admission(self) -> None:
+        with self._admission_lock:
+            inbox, thread = self._admission, self._admission_thread
+            self._admission = self._admission_thread = None
+            self._admission_closed = True
+        if inbox is not None and thread is not None:
+            inbox.put(None)
+            thread.join(timeout=10)
+            while True:  # anything queued after the thread stopped is refused, not lost
+                try:
+                    pending = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if pending is not None:
+                    pending.future.set_exception(Unavailable())
+
     def create_chain(self, chain_id: str, genesis: Transaction) -> Block:
         """Write block 0 holding the genesis transaction (done once, before start)."""
         if self.head is not None:
-            raise Conflict("This node already has a chain.", "このノードには既にチェーンがあります。")
+            raise Conflict(
+                "This node already has a chain.", "このノードには既にチェーンがあります。"
+            )
         self._chain_id = chain_id
         try:
             return self._commit([genesis], meta={"chain_id": chain_id}, all_or_nothing=True)
@@ -152,10 +185,18 @@ class Node:
         return self._members[key_id]
 
     def _committed_seq(self, signer: str) -> int:
-        raw = self.store.state().get(SEQ_NS, signer)
-        return 0 if raw is None else raw["seq"]
+        """The signer's last committed seq (call with the lock held)."""
+        seq = self._committed.get(signer)
+        if seq is None:
+            raw = self.store.state().get(SEQ_NS, signer)
+            seq = 0 if raw is None else raw["seq"]
+            self._committed[signer] = seq
+        return seq
 
-    def _admit_locked(self, tx: Transaction, verified: bool) -> Pending:
+    def _check_signed(self, tx: Transaction, verified: bool) -> None:
+        """Chain, signer and signature checks: they need no lock, so a client-signed
+        transaction's signature is checked without holding up other admissions or the commit
+        path (the verification runs without the GIL, in parallel with them)."""
         if tx.chain_id != self.chain_id:
             raise TsunaguError(
                 f"chain_id must be {self.chain_id!r}.",
@@ -167,6 +208,16 @@ class Node:
             raise UnknownSigner()
         if not verified and not tx.verify(member.public_key):
             raise BadSignature()
+
+    def _admit_locked(
+        self,
+        tx: Transaction,
+        verified: bool,
+        checked: bool = False,
+        pending: Pending | None = None,
+    ) -> Pending:
+        if not checked:
+            self._check_signed(tx, verified)
         last = max(self._pending_seq.get(tx.signer, 0), self._committed_seq(tx.signer))
         if tx.seq <= last:
             raise ReplayedSeq(
@@ -175,16 +226,74 @@ class Node:
                 last_seq=last,
             )
         self._pending_seq[tx.signer] = tx.seq
-        pending = Pending(tx)
+        if pending is None:
+            pending = Pending(tx)
         self.orderer.submit(pending)
         return pending
+
+    def submit_queued(self, tx: Transaction) -> Pending:
+        """Like :meth:`submit`, for callers that wait on the future anyway (an event loop):
+        the admission checks run on the node's admission thread, in submission order, and a
+        refusal (the same errors :meth:`submit` raises) is set on the returned future instead
+        of being raised here. The caller's thread then never spends the signature check."""
+        if not self._started:
+            raise Unavailable()
+        pending = Pending(tx)
+        with self._admission_lock:
+            if self._admission_closed:  # the node is stopping
+                raise Unavailable()
+            if self._admission is None:
+                self._admission = queue.SimpleQueue()
+                self._admission_thread = threading.Thread(
+                    target=self._admission_loop,
+                    args=(self._admission,),
+                    name="admission",
+                    daemon=True,
+                )
+                self._admission_thread.start()
+            self._admission.put(pending)
+        return pending
+
+    def _admission_loop(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            batch = [inbox.get()]
+            while True:  # whatever else is already waiting, taken in order
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            if stopping:
+                refused = batch[batch.index(None) :]
+                batch = batch[: batch.index(None)]
+            checked = []
+            for pending in batch:
+                try:
+                    self._check_signed(pending.tx, verified=False)
+                except BaseException as exc:
+                    pending.future.set_exception(exc)
+                else:
+                    checked.append(pending)
+            if checked:
+                with self._lock:
+                    for pending in checked:
+                        try:
+                            self._admit_locked(pending.tx, False, checked=True, pending=pending)
+                        except BaseException as exc:
+                            pending.future.set_exception(exc)
+            if stopping:
+                for pending in refused:
+                    if pending is not None:
+                        pending.future.set_exception(Unavailable())
+                return
 
     def submit(self, tx: Transaction) -> Pending:
         """Admit a client-signed transaction; its future resolves to a :class:`Receipt`."""
         if not self._started:
             raise Unavailable()
+        self._check_signed(tx, verified=False)
         with self._lock:
-            return self._admit_locked(tx, verified=False)
+            return self._admit_locked(tx, verified=False, checked=True)
 
     def submit_signed(self, key: SigningKey, app: str, type: str, payload: dict) -> Pending:
         """Sign with a custodial key at the next sequence number and admit."""
@@ -250,7 +359,7 @@ class Node:
         conn.execute("BEGIN IMMEDIATE")
         try:
             execution = self.executor.execute(
-                self.store.state(conn),
+                self.store.committed_state(),
                 txs,
                 chain_id=chain_id,
                 height=height,
@@ -275,23 +384,32 @@ class Node:
                 state_hash=execution.state_hash,
                 proposer=self.node_id,
             )
-            block = Block(header, sign_header(header, self.key), tuple(txs), tuple(execution.results))
+            block = Block(
+                header, sign_header(header, self.key), tuple(txs), tuple(execution.results)
+            )
             self.store.write_block(block, first_index, nodes, execution.writes, meta)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.store.state_committed(execution.writes)
         self.head = Head(
             height, header.hash, header.tree_size, header.tree_root, header.state_hash, timestamp
         )
         self.frontier = frontier
+        seqs = [(key, value) for ns, key, value in execution.writes if ns == SEQ_NS]
+        if seqs:
+            with self._lock:
+                for key, value in seqs:
+                    if value is None:
+                        self._committed.pop(key, None)
+                    else:
+                        self._committed[key] = json.loads(value)["seq"]
         if any(ns == MEMBER_NS for ns, _, _ in execution.writes):
             self._members.clear()
         for listener in self.listeners:
-            try:
+            with contextlib.suppress(Exception):  # a listener must never break the commit path
                 listener(block)
-            except Exception:  # a listener must never break the commit path
-                pass
         return block, execution.reasons_ja
 
     # -- reads -------------------------------------------------------------------------
@@ -299,7 +417,9 @@ class Node:
     def status(self) -> dict[str, Any]:
         head = self.head
         if head is None:
-            raise NotFound("This node has no chain yet.", "このノードにはまだチェーンがありません。")
+            raise NotFound(
+                "This node has no chain yet.", "このノードにはまだチェーンがありません。"
+            )
         return {
             "node_id": self.node_id,
             "chain_id": self.chain_id,

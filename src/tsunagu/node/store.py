@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
+from tsunagu.ledger.canonical import loads_json
 from tsunagu.ledger.merkle import Frontier, frontier_from_reader
 from tsunagu.ledger.tx import Transaction, decode_leaf
 
@@ -109,14 +110,65 @@ class StateStore:
             yield key, json.loads(value)
 
 
+WRITER_CACHE_KIB = 64 * 1024  # SQLite page cache of the writer connection
+STATE_CACHE_ENTRIES = 50_000  # raw state values kept for the commit path; emptied when full
+_MISSING = object()
+loads = loads_json  # json.loads for stored values (see tsunagu.ledger.canonical)
+
+
+class CachedStateStore(StateStore):
+    """Committed state as the commit path reads it: point reads are served from the store's
+    cache of raw committed values, and scans go to SQLite.
+
+    The cache holds exactly what the ``state`` table holds: entries are filled from the
+    writer's reads, replaced by each block's writes once that block has committed, and
+    dropped whenever another connection has changed the database (``PRAGMA data_version``).
+    Callers get freshly decoded values, so a contract may modify what it reads.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, cache: dict) -> None:
+        super().__init__(conn)
+        self._cache = cache
+
+    def get_raw(self, ns: str, key: str) -> bytes | None:
+        raw = self._cache.get((ns, key), _MISSING)
+        if raw is _MISSING:
+            raw = super().get_raw(ns, key)
+            self._cache[(ns, key)] = raw
+        return raw  # type: ignore[return-value]
+
+    def get(self, ns: str, key: str) -> dict[str, Any] | None:
+        raw = self._cache.get((ns, key), _MISSING)
+        if raw is _MISSING:
+            raw = super().get_raw(ns, key)
+            self._cache[(ns, key)] = raw
+        return None if raw is None else loads(raw)  # type: ignore[arg-type]
+
+
+# What write_block stores as the result of every committed transaction (computed the way it
+# stores any result, once).
+_COMMITTED_JSON = json.dumps(TxResult("committed").to_json(), ensure_ascii=False)
+
+
+def _result_json(result: TxResult) -> str:
+    if result.status == "committed":
+        return _COMMITTED_JSON
+    return json.dumps(result.to_json(), ensure_ascii=False)
+
+
 class Store:
     """Blocks, transactions, the Merkle log and state of one node, in ``chain.db``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.writer = connect(path)
+        # A bigger page cache for the one writer (the default is 2 MiB): the commit path reads
+        # and updates the state and index b-trees of every block.
+        self.writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self.writer.executescript(SCHEMA)
         self._local = threading.local()
+        self._state_cache: dict[tuple[str, str], bytes | None] = {}
+        self._data_version: int | None = None
 
     # -- reading ---------------------------------------------------------------------
 
@@ -130,6 +182,20 @@ class Store:
 
     def state(self, conn: sqlite3.Connection | None = None) -> StateStore:
         return StateStore(conn or self.reader())
+
+    def committed_state(self) -> CachedStateStore:
+        """State for the commit path, on :attr:`writer` inside its open transaction."""
+        version = self.writer.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version or len(self._state_cache) > STATE_CACHE_ENTRIES:
+            self._state_cache.clear()
+            self._data_version = version
+        return CachedStateStore(self.writer, self._state_cache)
+
+    def state_committed(self, writes: list[tuple[str, str, bytes | None]]) -> None:
+        """Tell the state cache that a block with ``writes`` has committed."""
+        cache = self._state_cache
+        for ns, key, value in writes:
+            cache[(ns, key)] = value
 
     def meta(self, key: str, conn: sqlite3.Connection | None = None) -> str | None:
         row = (conn or self.reader()).execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
@@ -208,7 +274,9 @@ class Store:
         # A replayed copy can only ever be rejected; the committed one is the answer.
         chosen = next((r for r in rows if '"committed"' in r[3]), rows[0])
         leaf, height, log_index, result = chosen
-        return StoredTx(decode_leaf(leaf), height, log_index, TxResult.from_json(json.loads(result)))
+        return StoredTx(
+            decode_leaf(leaf), height, log_index, TxResult.from_json(json.loads(result))
+        )
 
     def tx_at(self, log_index: int) -> StoredTx | None:
         row = (
@@ -227,7 +295,8 @@ class Store:
         return (
             self.reader()
             .execute(
-                "SELECT log_index, leaf FROM txs WHERE log_index BETWEEN ? AND ? ORDER BY log_index",
+                "SELECT log_index, leaf FROM txs"
+                " WHERE log_index BETWEEN ? AND ? ORDER BY log_index",
                 (start, end),
             )
             .fetchall()
@@ -281,7 +350,7 @@ class Store:
                     tx.id,
                     header.height,
                     tx.leaf,
-                    json.dumps(result.to_json(), ensure_ascii=False),
+                    _result_json(result),
                 )
                 for i, (tx, result) in enumerate(zip(block.txs, block.results, strict=True))
             ],

@@ -156,6 +156,9 @@ def test_relief_from_need_to_receipt(browser: Browser, server: DemoServer) -> No
     assert api(server, "shelter1", f"/matches/{match['id']}")["match"]["status"] == "shipped"
     shelter.context.set_offline(False)
     expect(shelter.locator("[data-receipt-status]")).to_contain_text("台帳に記録しました")
+    # receipt.js reloads the page 600 ms after the receipt lands: let that reload finish
+    # before reloading ourselves, or the two navigations abort each other.
+    shelter.wait_for_timeout(1200)
     shelter.wait_for_load_state("load")
     landed = api(server, "shelter1", f"/matches/{match['id']}")["match"]
     assert landed["status"] == "received"

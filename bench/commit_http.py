@@ -1,0 +1,283 @@
+"""HTTP submit -> commit throughput and latency against a real ``tsunagu serve`` process.
+
+The server is the real command (``python -m tsunagu.cli serve``: uvicorn, one process) on a
+fresh chain in ``bench/work/commit_http``. The load generator is this process: ``--clients``
+(64) concurrent clients, each one HTTP/1.1 keep-alive connection over asyncio streams (uvloop
+when installed), each posting pre-signed ``documents/register`` envelopes to
+``POST /api/v1/tx`` one after the other and waiting for the ``201`` that says the block is
+durable. Requests are encoded before the clock starts, so the client spends a few tens of
+microseconds per request and leaves the CPU to the server; its CPU use is reported.
+
+Every signer belongs to one client, so each signer's sequence numbers arrive in order.
+
+The figures: committed transactions per second over the measured phase (after a warm-up),
+and p50/p99 latency from writing the request to reading the whole response.
+
+With 64 clients that each wait for their block, a block holds at most 64 transactions and
+is cut ``--block-max-wait-ms`` after its first one, so throughput can never exceed
+64 / (max wait + commit time): about 1,100 tx/s at the 50 ms default. The server is
+therefore run with a shorter wait (``--block-max-wait-ms``, default 10), recorded in the
+results.
+
+Target: >= 1,500 tx/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chain
+import common
+
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's main thread and of all its other threads."""
+    out: dict[str, float] = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            # Python does not name its threads for the OS: tell the event loop (the main
+            # thread, whose id is the process id) from the others.
+            name = "event loop" if task.name == str(pid) else "other threads"
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tck
+    return out
+
+
+def start_server(
+    data: Path, port: int, max_txs: int, max_wait_ms: int, log: Path, extra: list[str]
+) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(common.SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    # TSUNAGU_BENCH_SERVER_WRAP replaces "-m tsunagu.cli", e.g. to run the server under a
+    # profiler: a script that profiles and then runs the tsunagu.cli module.
+    wrap = os.environ.get("TSUNAGU_BENCH_SERVER_WRAP", "").split()
+    cmd = [
+        sys.executable,
+        *(wrap or ["-m", "tsunagu.cli"]),
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        "--block-max-txs",
+        str(max_txs),
+        "--block-max-wait-ms",
+        str(max_wait_ms),
+        *extra,
+    ]
+    process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: bench\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("server did not start")
+
+
+def request(body: bytes) -> bytes:
+    return (
+        b"POST /api/v1/tx HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+
+
+async def load(port: int, lanes: list[list[bytes]], warmup: int, server_cpu) -> dict:
+    """Each lane is one client's requests in order; the first ``warmup`` are not measured."""
+    clock = time.perf_counter
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: list[str] = []
+    ready = asyncio.Event()
+    warm_left = len(lanes)
+    marks: dict[str, float] = {}
+
+    async def client(requests: list[bytes]) -> None:
+        nonlocal warm_left
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            for i, req in enumerate(requests):
+                if i == warmup:
+                    warm_left -= 1
+                    if warm_left == 0:
+                        marks["start"] = clock()
+                        marks["server_cpu"] = server_cpu()
+                        ready.set()
+                    await ready.wait()
+                began = clock()
+                writer.write(req)
+                head = await reader.readuntil(b"\r\n\r\n")
+                match = _LENGTH.search(head)
+                body = await reader.readexactly(int(match.group(1)) if match else 0)
+                done = clock()
+                status = int(head[9:12])
+                if i >= warmup:
+                    statuses[status] = statuses.get(status, 0) + 1
+                    latencies.append(done - began)
+                    if status != 201 and len(errors) < 5:
+                        errors.append(body[:300].decode(errors="replace"))
+        finally:
+            writer.close()
+        marks["end"] = max(marks.get("end", 0.0), clock())
+        marks["server_cpu_end"] = server_cpu()
+
+    cpu = time.process_time()
+    await asyncio.gather(*(client(lane) for lane in lanes))
+    cpu = time.process_time() - cpu
+    return {
+        "latencies": latencies,
+        "statuses": statuses,
+        "errors": errors,
+        "seconds": marks["end"] - marks["start"],
+        "client_cpu": cpu,
+        "server_cpu": marks["server_cpu_end"] - marks["server_cpu"],
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    data = common.WORK / "commit_http"
+    chain.create_chain(data, args.signers)
+    per_client = args.warmup + args.per_client
+    total = per_client * args.clients
+    bodies = chain.presign(total, args.signers)
+    # signer s belongs to client s % clients; each lane keeps its signers' txs in seq order.
+    lanes: list[list[bytes]] = [[] for _ in range(args.clients)]
+    for n, body in enumerate(bodies):
+        signer = n % args.signers
+        lanes[signer % args.clients].append(
+            request(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        )
+    lanes = [lane[:per_client] for lane in lanes]
+
+    port = free_port()
+    log = common.WORK / "commit_http.server.log"
+    extra = args.server_args.split() if args.server_args else []
+    server = start_server(data, port, args.block_max_txs, args.block_max_wait_ms, log, extra)
+    try:
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        threads_before = thread_cpu(server.pid)
+        result = runner(load(port, lanes, args.warmup, lambda: cpu_seconds(server.pid)))
+        threads_after = thread_cpu(server.pid)
+        server_cpu = result["server_cpu"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    ok = result["statuses"].get(201, 0)
+    requests = sum(len(lane) for lane in lanes)
+    lat_ms = [x * 1000 for x in result["latencies"]]
+    return {
+        "tx_per_s": ok / result["seconds"],
+        "p50_ms": common.percentile(lat_ms, 50),
+        "p99_ms": common.percentile(lat_ms, 99),
+        "seconds": result["seconds"],
+        "committed": ok,
+        "statuses": result["statuses"],
+        "errors": result["errors"],
+        "client_cpu_share": result["client_cpu"] / result["seconds"],
+        "server_cpu_share": server_cpu / result["seconds"],
+        "server_cpu_ms_per_tx": server_cpu * 1000 / sum(result["statuses"].values()),
+        # per thread, over the whole run (warm-up included), in ms per request
+        "thread_cpu_ms_per_tx": {
+            name: round((cpu - threads_before.get(name, 0.0)) * 1000 / requests, 3)
+            for name, cpu in sorted(threads_after.items())
+            if cpu - threads_before.get(name, 0.0) > 0
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--per-client", type=int, default=400, help="measured requests per client")
+    parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per client")
+    parser.add_argument("--signers", type=int, default=1024)
+    parser.add_argument("--block-max-txs", type=int, default=500)
+    parser.add_argument("--block-max-wait-ms", type=int, default=10)
+    parser.add_argument("--server-args", default="", help="extra arguments for tsunagu serve")
+    args = parser.parse_args()
+
+    machine = common.machine()
+    ceiling = common.ed25519_ceiling()
+    f = run(args)
+    c = ceiling["verifies_per_s"]
+    metrics = [
+        common.metric(
+            "HTTP submit->commit (64 clients)",
+            f["tx_per_s"],
+            "tx/s",
+            target=1500,
+            target_text=">= 1,500 tx/s",
+            ceiling=c,
+        ),
+        common.metric("HTTP latency p50", f["p50_ms"], "ms", higher_is_better=False),
+        common.metric("HTTP latency p99", f["p99_ms"], "ms", higher_is_better=False),
+    ]
+    params = {
+        **vars(args),
+        "seconds": round(f["seconds"], 3),
+        "committed": f["committed"],
+        "statuses": f["statuses"],
+        "client_cpu_share": round(f["client_cpu_share"], 3),
+        "server_cpu_share": round(f["server_cpu_share"], 3),
+        "server_cpu_ms_per_tx": round(f["server_cpu_ms_per_tx"], 3),
+        "server_thread_cpu_ms_per_tx": f["thread_cpu_ms_per_tx"],
+        "tx": "documents/register, pre-signed, POST /api/v1/tx",
+    }
+    notes = [f"non-201 answers: {f['errors']}"] if f["errors"] else []
+    common.print_metrics("commit_http", ceiling, metrics)
+    print(
+        f"   statuses {f['statuses']}; client used {f['client_cpu_share']:.0%} of a core, "
+        f"server {f['server_cpu_share']:.0%} "
+        f"({f['server_cpu_ms_per_tx']:.2f} ms CPU per tx)"
+    )
+    print(f"   server CPU by thread (ms per request): {f['thread_cpu_ms_per_tx']}")
+    for e in f["errors"]:
+        print("   error:", e)
+    common.write_result("commit_http", machine, ceiling, metrics, params, notes)
+
+
+if __name__ == "__main__":
+    main()
