@@ -31,11 +31,14 @@ def load() -> list[dict]:
 
 def table(runs: list[dict]) -> str:
     lines = [
-        "| benchmark | figure | value | ceiling (1 core) | ratio | target | result |",
-        "|---|---|---:|---:|---:|---|:---:|",
+        "| benchmark | figure | value | ceiling (1 core) | ratio | target | result | load |",
+        "|---|---|---:|---:|---:|---|:---:|---:|",
     ]
     for run in runs:
         ceiling = run.get("ceiling", {}).get("verifies_per_s")
+        machine = run.get("machine", {})
+        start, end = machine.get("loadavg_start"), machine.get("loadavg_end")
+        load = f"{start[0]:.1f}-{end[0]:.1f}" if start and end else ""
         for m in run["metrics"]:
             ratio = m.get("ratio_to_ceiling")
             result = "" if m["ok"] is None else ("**pass**" if m["ok"] else "**FAIL**")
@@ -45,7 +48,7 @@ def table(runs: list[dict]) -> str:
             lines.append(
                 f"| {run['name']} | {m['metric']} | {fmt(m['value'], m['unit'])} | "
                 f"{fmt(ceiling, '/s')} | {'' if ratio is None else f'{ratio:.2f}'} | "
-                f"{target} | {result} |"
+                f"{target} | {result} | {load} |"
             )
     return "\n".join(lines)
 
@@ -74,6 +77,8 @@ def main() -> int:
         return 1
     first = runs[0]["machine"]
     print(f"Measured on {first['cpu_model']} ({first['cores']} cores), Python {first['python']}.")
+    print("load: the machine's 1-minute load average at the start and end of each benchmark")
+    print("(2 cores: anything well above 1 means neighbours were competing for the CPU).")
     print()
     print(table(runs))
     if args.details:
