@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
 from tsunagu.ledger.canonical import loads_json
@@ -73,7 +74,10 @@ class StoredTx:
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            f"file:{quote(str(Path(path).resolve()))}?mode=ro",
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,
         )
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
