@@ -71,6 +71,18 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def wait_idle(pid: int, share: float = 0.05, window: float = 1.0, timeout: float = 1800) -> float:
+    """Wait until a process uses less than ``share`` of a core over ``window`` seconds (an
+    app catching up in the background after start-up, for instance); seconds waited."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < share * window:
+            break
+    return time.monotonic() - began
+
+
 def start_server(
     data: Path, port: int, max_txs: int, max_wait_ms: int, log: Path, extra: list[str]
 ) -> subprocess.Popen:
