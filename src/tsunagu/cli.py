@@ -151,6 +151,17 @@ def verify(data: DataOpt) -> None:
     raise typer.Exit(1)
 
 
+def _mount_app_commands() -> None:
+    from tsunagu.platform import discover_apps
+
+    for app in discover_apps():
+        if app.cli is not None:
+            app.cli(cli)
+
+
+_mount_app_commands()
+
+
 def main() -> None:
     sys.exit(cli())
 

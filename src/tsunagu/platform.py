@@ -38,6 +38,8 @@ class App:
     nav: tuple[NavLink, ...] = ()
     seed_demo: Callable[[Any], None] | None = None
     on_start: Callable[[Any], None] | None = None  # called with the web Services at start-up
+    # Adds the app's commands to the root `tsunagu` typer (e.g. `tsunagu device simulate`).
+    cli: Callable[[Any], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
