@@ -567,3 +567,39 @@ def test_body_too_large_in_japanese(http: TestClient) -> None:
         _post_raw(http, "/api/v1/tx", big, **{"Accept-Language": "ja"}), 413, "body_too_large"
     )
     assert problem["detail"] == problem["detail_ja"]
+
+
+# --- the plain-ASGI write path (web/fasttx.py) ---------------------------------------------
+
+
+def test_json_with_a_charset_takes_the_fast_path(http: TestClient) -> None:
+    envelope = _signed()
+    response = _post_raw(
+        http,
+        "/api/v1/tx",
+        json.dumps(envelope).encode(),
+        **{"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/json"
+    receipt = response.json()
+    assert list(receipt) == ["tx_id", "height", "index", "status"]
+    assert receipt["status"] == "committed"
+    stored = http.get(f"/api/v1/tx/{receipt['tx_id']}").json()
+    assert stored["result"]["status"] == "committed"
+
+
+def test_a_contract_refusal_is_a_problem_with_its_tx_id(http: TestClient) -> None:
+    """The fast path answers a refusal recorded in a block the way the route did: 422
+    problem+json naming the tx, the block and the index."""
+    payload = {"sha256": "ab" * 32, "title": "二重登録", "category": "notice"}
+    first = http.post("/api/v1/tx", json=_signed(payload=payload))
+    assert first.status_code == 201
+    again = http.post("/api/v1/tx", json=_signed(payload=payload))
+    problem = assert_problem(again, again.status_code)
+    assert again.status_code in (409, 422)
+    assert problem["tx_id"] and problem["height"] >= first.json()["height"]
+    japanese = http.post(
+        "/api/v1/tx", json=_signed(payload=payload), headers={"accept-language": "ja"}
+    ).json()
+    assert japanese["detail"] == japanese["detail_ja"] != japanese["detail_en"]

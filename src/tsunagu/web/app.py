@@ -18,6 +18,7 @@ from tsunagu.identity.private import PrivateStore
 from tsunagu.node.node import Node
 from tsunagu.platform import App
 from tsunagu.web.deps import language, render
+from tsunagu.web.fasttx import FastTx
 from tsunagu.web.i18n import Catalog
 from tsunagu.web.limits import BodyLimit
 from tsunagu.web.services import Services
@@ -100,6 +101,8 @@ def create_app(
         if tsunagu_app.on_start:
             tsunagu_app.on_start(app.state.services)
     app.add_middleware(BodyLimit)
+    # Outermost: client-signed writes skip the FastAPI stack (see fasttx.py).
+    app.add_middleware(FastTx, node=lambda: app.state.services.node)
     for tsunagu_app in apps:
         if tsunagu_app.static:
             app.mount(

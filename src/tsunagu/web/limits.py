@@ -33,7 +33,7 @@ class BodyLimit:
         ja = headers.get(b"accept-language", b"").startswith(b"ja")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit, ja)
+            await too_large(send, limit, ja)
             return
         seen = 0
         started = False
@@ -47,7 +47,7 @@ class BodyLimit:
                 if seen > limit:
                     if not started and not answered:
                         answered = True
-                        await _too_large(send, limit, ja)
+                        await too_large(send, limit, ja)
                     raise BodyTooLarge()
             return message
 
@@ -63,10 +63,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started and not answered:
-                await _too_large(send, limit, ja)
+                await too_large(send, limit, ja)
 
 
-async def _too_large(send: Send, limit: int, ja: bool = False) -> None:
+async def too_large(send: Send, limit: int, ja: bool = False) -> None:
     en = f"The request body is larger than {limit} bytes."
     jp = f"送信データが大きすぎます（上限 {limit} バイト）。"
     body = json.dumps(

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS relief_notifications (
 CREATE INDEX IF NOT EXISTS relief_notifications_org ON relief_notifications (org, id);
 CREATE TABLE IF NOT EXISTS relief_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
+SAVE_EVERY = 1000  # blocks without notifications between two saves of the height read
 QUEUE_LIMIT = 200  # per live subscriber; a stalled browser loses the oldest, never the inbox
 KINDS = {
     "match.confirm": "matched",
@@ -123,6 +124,7 @@ class Inbox:
             defaultdict(set)
         )
         self._lock = threading.Lock()
+        self._height: int | None = None  # the last block read (saved lazily, see _read_blocks)
         self._thread = threading.Thread(target=self._run, name="relief-inbox", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -179,16 +181,25 @@ class Inbox:
     # -- turning blocks into notifications ---------------------------------------------------
 
     def _last_height(self) -> int:
-        row = self._writer.execute("SELECT v FROM relief_meta WHERE k = 'height'").fetchone()
-        return -1 if row is None else int(row[0])
+        if self._height is None:
+            row = self._writer.execute("SELECT v FROM relief_meta WHERE k = 'height'").fetchone()
+            self._height = -1 if row is None else int(row[0])
+        return self._height
 
     def _read_blocks(self, upto: int, given: Block | None) -> None:
+        """Turn blocks up to ``upto`` into notifications. Most blocks carry none: those cost
+        no write at all; the height read so far is saved with the next notifications, and
+        every ``SAVE_EVERY`` blocks (re-reading a few blocks after a restart is harmless, the
+        inserts are idempotent)."""
         for height in range(self._last_height() + 1, upto + 1):
             block = given if given is not None and given.height == height else None
             block = block or self.node.store.block(height)
             if block is None:
                 return
             rows = self._notifications(block)
+            self._height = height
+            if not rows and height % SAVE_EVERY:
+                continue
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -207,17 +218,19 @@ class Inbox:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._height = None  # read it again from the file
                 raise
             if fresh:
                 self._publish(fresh)
 
     def _notifications(self, block: Block) -> list[tuple]:
-        state = self.node.store.state()
+        state = None
         rows = []
         for tx, result in zip(block.txs, block.results, strict=True):
             kind = KINDS.get(tx.type) if tx.app == "relief" else None
             if kind is None or result.status != "committed":
                 continue
+            state = state or self.node.store.state()
             if tx.type == "match.confirm":
                 ids = [match_id(tx.id, i) for i in range(len(tx.payload["allocations"]))]
             else:
