@@ -7,9 +7,10 @@ is: read a small JSON body, decode the envelope, hand it to the node and wait fo
 This middleware does exactly that and nothing else, before the FastAPI stack.
 
 It answers only requests it fully understands: a JSON object body (the envelope), sent as
-``application/json``, within the API body limit. Anything else — another path or method, a body that is not a JSON object —
-is passed on unchanged (with the body it already read) to the FastAPI route of the same
-path, which stays the documented one in OpenAPI and gives the same answers and errors.
+``application/json``, within the API body limit. Anything else (another path, method or
+media type, a body that is not a JSON object) is passed on unchanged, with the body it
+already read, to the FastAPI route of the same path, which stays the documented one in
+OpenAPI and gives the same answers and errors.
 """
 
 from __future__ import annotations
