@@ -1,7 +1,10 @@
 """Translations: English msgids in the code, Japanese first on every page.
 
 Catalogues are gettext ``.po`` files read with Babel at start-up, one for the platform and
-one per app, merged. ``ja`` is the default language; ``en`` is the switch.
+one per app, merged into one table. A msgid two catalogues translate differently would
+make one app's wording silently replace another's: such clashes are recorded in
+``Catalog.conflicts`` (the first translation loaded wins) and a test keeps the list empty.
+``ja`` is the default language; ``en`` is the switch.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ DEFAULT_LANGUAGE = "ja"
 class Catalog:
     def __init__(self) -> None:
         self._messages: dict[str, dict[str, str]] = {lang: {} for lang in LANGUAGES}
+        self._origin: dict[tuple[str, str], Path] = {}
+        # (lang, msgid, first catalogue, its translation, clashing catalogue, its translation)
+        self.conflicts: list[tuple[str, str, Path, str, Path, str]] = []
 
     def load_dir(self, locales: Path) -> None:
         """Load ``<locales>/<lang>/LC_MESSAGES/messages.po`` for every language present."""
@@ -27,7 +33,17 @@ class Catalog:
                     catalog = read_po(fh, locale=lang)
                 for message in catalog:
                     if message.id and message.string and not message.fuzzy:
-                        self._messages[lang][str(message.id)] = str(message.string)
+                        self._add(lang, str(message.id), str(message.string), path)
+
+    def _add(self, lang: str, msgid: str, text: str, path: Path) -> None:
+        table = self._messages[lang]
+        if msgid in table:
+            if table[msgid] != text:
+                first = self._origin[(lang, msgid)]
+                self.conflicts.append((lang, msgid, first, table[msgid], path, text))
+            return
+        table[msgid] = text
+        self._origin[(lang, msgid)] = path
 
     def gettext(self, lang: str, message: str) -> str:
         return self._messages.get(lang, {}).get(message, message)
