@@ -29,11 +29,34 @@ def test_a_clash_is_recorded_and_the_first_wording_stays(tmp_path: Path) -> None
     ]
 
 
-def test_installed_catalogues_do_not_clash() -> None:
-    catalog = build_catalog(discover_apps())
+def test_an_app_keeps_its_own_wording(tmp_path: Path) -> None:
+    catalog = Catalog()
+    catalog.load_dir(_po(tmp_path / "web", {"Time": "時刻", "Log in": "ログイン"}))
+    catalog.load_dir(_po(tmp_path / "eco", {"Time": "日時", "Issued": "発行"}), "eco")
+    catalog.load_dir(_po(tmp_path / "community", {"Issued": "発行日"}), "community")
+    eco, community, platform = (
+        catalog.translator("ja", "eco"),
+        catalog.translator("ja", "community"),
+        catalog.translator("ja"),
+    )
+    assert (eco("Time"), eco("Issued"), eco("Log in")) == ("日時", "発行", "ログイン")
+    assert (community("Time"), community("Issued")) == ("時刻", "発行日")
+    assert (platform("Time"), platform("Unknown")) == ("時刻", "Unknown")
+    assert catalog.gettext("ja", "Issued", "community") == "発行日"
+
+
+def test_navigation_labels_do_not_clash() -> None:
+    """Navigation is shared by every page, whichever app renders it: one wording each."""
+    apps = discover_apps()
+    catalog = build_catalog(apps)
+    labels = {link.label for app in apps for link in app.nav}
     clashes = [
-        f"{lang} {msgid!r}: {first.parent.parent.parent.parent.name}={a!r} vs "
-        f"{second.parent.parent.parent.parent.name}={b!r}"
-        for lang, msgid, first, a, second, b in catalog.conflicts
+        f"{lang} {msgid!r}: {a!r} vs {b!r}"
+        for lang, msgid, _first, a, _second, b in catalog.conflicts
+        if msgid in labels
     ]
     assert clashes == []
+    for app in apps:
+        own = catalog.translator("ja", app.name)
+        for link in app.nav:
+            assert own(link.label) == catalog.gettext("ja", link.label), link.label

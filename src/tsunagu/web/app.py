@@ -46,7 +46,7 @@ def build_catalog(apps: list[App]) -> Catalog:
     catalog.load_dir(WEB / "locales")
     for app in apps:
         if app.locales:
-            catalog.load_dir(app.locales)
+            catalog.load_dir(app.locales, app.name)
     return catalog
 
 

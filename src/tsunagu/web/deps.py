@@ -151,7 +151,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     html = svc.templates.get_template(template).render(
         request=request,
         lang=lang,
-        _=svc.catalog.translator(lang),
+        # An app's templates live under "<app>/": its own catalogue words them first.
+        _=svc.catalog.translator(lang, template.split("/", 1)[0] if "/" in template else ""),
         user=user,
         nav=nav,
         csrf=csrf_token(request),

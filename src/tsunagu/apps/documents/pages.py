@@ -112,7 +112,7 @@ def _sha(value: str) -> str:
 
 
 def _translator(request: Request):
-    return services(request).catalog.translator(language(request))
+    return services(request).catalog.translator(language(request), "documents")
 
 
 def _orgs(request: Request) -> dict[str, dict[str, Any]]:

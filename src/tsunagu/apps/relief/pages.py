@@ -63,7 +63,7 @@ SCRIPT_MESSAGES = {
 
 
 def _(request: Request):
-    return services(request).catalog.translator(language(request))
+    return services(request).catalog.translator(language(request), "relief")
 
 
 def _login(request: Request) -> Response:
