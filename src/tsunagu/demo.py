@@ -95,6 +95,20 @@ EXTRA_ORGS: tuple[tuple[str, str, str, str, str | None], ...] = (
         "tachikawa",
     ),
     ("tama-volunteer-net", "npo", "多摩ボランティアネット", "Tama Volunteer Network", "hachioji"),
+    (
+        "machida-kodomo",
+        "npo",
+        "町田こども食堂ネットワーク",
+        "Machida Children's Cafeteria Network",
+        "machida",
+    ),
+    (
+        "oshima-shakyo",
+        "npo",
+        "大島町社会福祉協議会",
+        "Oshima Council of Social Welfare",
+        "oshima",
+    ),
 )
 
 # Demo accounts: (username, display name, org, roles). One per role, plus island staff.
@@ -116,6 +130,15 @@ ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("organiser1", "多摩ボランティアネット 吉田", "tama-volunteer-net", ("organiser",)),
     ("resident1", "八王子市民 山田 太郎", "hachioji", ("resident",)),
     ("resident2", "立川市民 松本 花子", "tachikawa", ("resident",)),
+    # Community contribution: more volunteer groups and neighbours.
+    ("organiser2", "立川市社会福祉協議会 井上", "tachikawa-shakyo", ("organiser",)),
+    ("organiser3", "町田こども食堂ネットワーク 木村", "machida-kodomo", ("organiser",)),
+    ("organiser4", "大島町社会福祉協議会 林", "oshima-shakyo", ("organiser",)),
+    ("resident3", "八王子市民 斎藤 健", "hachioji", ("resident",)),
+    ("resident4", "八王子市民 グエン・ティ・ラン", "hachioji", ("resident",)),
+    ("resident5", "町田市民 岡田 美咲", "machida", ("resident",)),
+    ("resident6", "大島町民 前田 誠", "oshima", ("resident",)),
+    ("resident7", "立川市民 石井 由美", "tachikawa", ("resident",)),
 )
 
 
