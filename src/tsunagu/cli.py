@@ -33,14 +33,15 @@ MaxWaitOpt = Annotated[
 ]
 
 
-def _open_node(data: Path, max_txs: int = 500, max_wait_ms: int = 50):
+def _open_node(data: Path, max_txs: int = 500, max_wait_ms: int = 50, engine=None):
     from tsunagu.identity.private import PrivateStore
     from tsunagu.node.node import Node
     from tsunagu.node.orderer import SoloOrderer
     from tsunagu.platform import discover_apps, platform_contracts
 
     apps = discover_apps()
-    node = Node(data, platform_contracts(apps), SoloOrderer(max_txs, max_wait_ms / 1000))
+    engine = engine or SoloOrderer(max_txs, max_wait_ms / 1000)
+    node = Node(data, platform_contracts(apps), engine)
     return node, PrivateStore(data), apps
 
 
@@ -68,11 +69,15 @@ def _serve(node, private, apps, host: str, port: int, public_base_url: str | Non
     from tsunagu.web.app import create_app
 
     node.start()
+    if node.consortium is not None:
+        node.consortium.start()
     app = create_app(node, private, apps, public_base_url=public_base_url)
     _tune_gc()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
+        if node.consortium is not None:
+            node.consortium.stop()
         node.stop()
 
 
@@ -115,6 +120,37 @@ def serve(
     public_base_url: BaseUrlOpt = None,
     block_max_txs: MaxTxsOpt = 500,
     block_max_wait_ms: MaxWaitOpt = 50,
+    orderer: Annotated[
+        str, typer.Option("--orderer", help="solo (this node alone) or etcd (a consortium).")
+    ] = "solo",
+    etcd_endpoints: Annotated[
+        str | None,
+        typer.Option("--etcd-endpoints", help="etcd client URLs, comma-separated."),
+    ] = None,
+    peers: Annotated[
+        str | None,
+        typer.Option("--peers", help="Other nodes' base URLs, comma-separated."),
+    ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option("--advertise-url", help="This node's base URL as its peers reach it."),
+    ] = None,
+    role: Annotated[
+        str, typer.Option("--role", help="voting (runs an etcd member) or following.")
+    ] = "voting",
+    audit_interval: Annotated[
+        float,
+        typer.Option("--audit-interval", help="Seconds between full comparisons with peers."),
+    ] = 30.0,
+    etcd_window: Annotated[
+        int,
+        typer.Option(
+            "--etcd-window",
+            min=2,
+            envvar="TSUNAGU_ETCD_WINDOW",
+            help="Blocks kept in etcd; older ones come from peers.",
+        ),
+    ] = 2000,
 ) -> None:
     """Serve an existing node's data folder."""
     from tsunagu.node.node import CHAIN_DB
@@ -122,7 +158,32 @@ def serve(
     if not (data / CHAIN_DB).exists():
         typer.echo(f"error: {data / CHAIN_DB} does not exist", err=True)
         raise typer.Exit(2)
-    node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms)
+    if orderer not in ("solo", "etcd") or role not in ("voting", "following"):
+        typer.echo("error: --orderer is solo or etcd; --role is voting or following", err=True)
+        raise typer.Exit(2)
+    if orderer == "etcd" and not etcd_endpoints:
+        typer.echo("error: --orderer etcd needs --etcd-endpoints", err=True)
+        raise typer.Exit(2)
+    peer_urls = [u.strip() for u in (peers or "").split(",") if u.strip()]
+    url = advertise_url or f"http://{host}:{port}"
+    if orderer == "solo":
+        node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms)
+    else:
+        from tsunagu.node.peers import PeerMonitor
+        from tsunagu.node.replicator import EtcdOrderer
+
+        monitor: PeerMonitor | None = None
+        engine = EtcdOrderer(
+            [u.strip() for u in (etcd_endpoints or "").split(",") if u.strip()],
+            block_max_txs,
+            block_max_wait_ms / 1000,
+            window=etcd_window,
+            advertise={"url": url, "role": role},
+            peer_urls=lambda: monitor.urls() if monitor else peer_urls,
+        )
+        node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms, engine)
+        monitor = PeerMonitor(node, url, role, peer_urls, engine, audit_interval=audit_interval)
+        node.consortium = monitor
     _serve(node, private, apps, host, port, public_base_url)
 
 
@@ -151,12 +212,86 @@ def verify(data: DataOpt) -> None:
     raise typer.Exit(1)
 
 
+cluster_cli = typer.Typer(help="A local consortium: etcd members and nodes on this machine.")
+cli.add_typer(cluster_cli, name="cluster")
+DirOpt = Annotated[Path, typer.Option("--dir", help="The consortium's folder.")]
+
+
+@cluster_cli.command("up")
+def cluster_up(
+    dir: DirOpt,
+    nodes: Annotated[int, typer.Option("--nodes", min=1, max=7, help="Voting nodes.")] = 3,
+    base_port: Annotated[int, typer.Option("--base-port", help="First node's port.")] = 8100,
+    followers: Annotated[int, typer.Option("--followers", min=0, help="Following nodes.")] = 0,
+    demo_password: Annotated[
+        str, typer.Option("--demo-password", help="Password of every demo account.")
+    ] = "tsunagu-demo",
+) -> None:
+    """Start N etcd members and N voting nodes (and K following nodes) with the demo
+    consortium; return once every node answers. Writes DIR/cluster.json."""
+    from tsunagu import cluster
+
+    try:
+        found = cluster.up(dir, nodes, base_port, followers, demo_password)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for node in found["nodes"]:
+        typer.echo(f"{node['id']:<18} {node['role']:<9} {node['url']}")
+    for member in found["etcd"]:
+        typer.echo(f"{member['name']:<18} {'etcd':<9} {member['client_url']}")
+    typer.echo(f"Consortium: {(dir / cluster.CLUSTER_FILE).resolve()}")
+
+
+@cluster_cli.command("down")
+def cluster_down(dir: DirOpt) -> None:
+    """Stop every process of the consortium in DIR."""
+    from tsunagu import cluster
+
+    cluster.down(dir)
+    typer.echo("Stopped.")
+
+
+@cli.command()
+def repair(
+    data: DataOpt,
+    from_: Annotated[
+        str, typer.Option("--from", help="Peers' base URLs to restore from, comma-separated.")
+    ],
+) -> None:
+    """Restore a stopped node's lost or damaged chain from its peers, keeping its private
+    data; every block is checked, and nothing is taken on one peer's word when two answer."""
+    from tsunagu.node.repair import RepairFailed, repair_node
+    from tsunagu.platform import discover_apps, platform_contracts
+
+    urls = [u.strip() for u in from_.split(",") if u.strip()]
+    try:
+        report = repair_node(data, urls, platform_contracts(discover_apps()), echo=typer.echo)
+    except RepairFailed as exc:
+        typer.echo(f"FAILED: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"OK: {report['blocks']} blocks restored from {', '.join(report['sources'])}; "
+        f"verify passed in {report['verify_seconds']:.2f} s"
+    )
+
+
 def _mount_app_commands() -> None:
     from tsunagu.platform import discover_apps
 
     for app in discover_apps():
-        if app.cli is not None:
-            app.cli(cli)
+        if app.cli is None:
+            continue
+        # One app's broken command must not take the whole `tsunagu` command down: build
+        # its commands on a scratch group first (typer resolves every annotation then).
+        trial = typer.Typer()
+        try:
+            app.cli(trial)
+            typer.main.get_command(trial)
+        except Exception as exc:
+            print(f"warning: the {app.name} app's commands are unavailable: {exc}", file=sys.stderr)
+            continue
+        app.cli(cli)
 
 
 _mount_app_commands()

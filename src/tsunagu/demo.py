@@ -142,7 +142,11 @@ ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 )
 
 
-def genesis_payload(node_key: SigningKey, keys: dict[str, SigningKey]) -> dict[str, Any]:
+def genesis_payload(
+    node_key: SigningKey,
+    keys: dict[str, SigningKey],
+    extra_nodes: Iterable[tuple[str, SigningKey, str]] = (),
+) -> dict[str, Any]:
     orgs = [
         {
             "id": m.id,
@@ -164,7 +168,11 @@ def genesis_payload(node_key: SigningKey, keys: dict[str, SigningKey]) -> dict[s
             "name_en": "Tama and Islands Municipal Blockchain Consortium",
         },
         "orgs": orgs,
-        "nodes": [{"id": NODE_ID, "public_key": node_key.public_key.hex(), "org": OPERATOR}],
+        "nodes": [{"id": NODE_ID, "public_key": node_key.public_key.hex(), "org": OPERATOR}]
+        + [
+            {"id": ident, "public_key": key.public_key.hex(), "org": org}
+            for ident, key, org in extra_nodes
+        ],
         "members": [
             {"public_key": keys[username].public_key.hex(), "org": org, "roles": list(roles)}
             for username, _, org, roles in ACCOUNTS
@@ -205,9 +213,16 @@ class Demo:
 
 
 def create_demo(
-    data_dir: Path, node: Node | None, apps: list[App], password: str = DEMO_PASSWORD
+    data_dir: Path,
+    node: Node | None,
+    apps: list[App],
+    password: str = DEMO_PASSWORD,
+    extra_nodes: Iterable[tuple[str, SigningKey, str]] = (),
 ) -> tuple[Node, PrivateStore]:
-    """Create the demo consortium in ``data_dir`` (which must hold no chain yet)."""
+    """Create the demo consortium in ``data_dir`` (which must hold no chain yet).
+
+    ``extra_nodes`` (id, key, organisation) are registered in the genesis beside this node,
+    for a local consortium (``tsunagu cluster up``)."""
     from tsunagu.platform import platform_contracts
 
     node_key = SigningKey.generate()
@@ -229,7 +244,9 @@ def create_demo(
         users[username] = user
     node = Node(data_dir, platform_contracts(apps))
     admin = keys["admin"]
-    genesis = build_tx(CHAIN_ID, "identity", "genesis", genesis_payload(node_key, keys), admin, 1)
+    genesis = build_tx(
+        CHAIN_ID, "identity", "genesis", genesis_payload(node_key, keys, extra_nodes), admin, 1
+    )
     node.create_chain(CHAIN_ID, genesis)
     node.start()
     demo = Demo(node, private, users, data_dir)

@@ -28,6 +28,7 @@ from tsunagu.ledger.block import (
 from tsunagu.ledger.canonical import canonical
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import BadSignature, Transaction, build_tx
+from tsunagu.node.apply import Built, check_block
 from tsunagu.node.executor import MEMBER_NS, SEQ_NS, Executor
 from tsunagu.node.orderer import Orderer, Pending, SoloOrderer
 from tsunagu.node.store import Head, Store
@@ -122,6 +123,7 @@ class Node:
         self.listeners: list[Callable[[Block], None]] = []
         self._started = False
         self._chain_id = self.store.meta("chain_id", self.store.writer)
+        self.consortium: Any = None  # the peer monitor, when the node runs in a consortium
 
     @property
     def chain_id(self) -> str:
@@ -135,7 +137,7 @@ class Node:
 
     def start(self) -> None:
         if not self._started:
-            self.orderer.start(self._deliver)
+            self.orderer.start(self)
             self._admission_closed = False
             self._started = True
 
@@ -225,10 +227,10 @@ class Node:
                 f"通し番号 {tx.seq} は使用済みです。{last} より大きい番号を使ってください。",
                 last_seq=last,
             )
-        self._pending_seq[tx.signer] = tx.seq
         if pending is None:
             pending = Pending(tx)
-        self.orderer.submit(pending)
+        self.orderer.submit(pending)  # raises when the orderer cannot take writes now
+        self._pending_seq[tx.signer] = tx.seq
         return pending
 
     def submit_queued(self, tx: Transaction) -> Pending:
@@ -306,25 +308,51 @@ class Node:
 
     # -- commit path (the orderer's thread only) ----------------------------------------
 
-    def _deliver(self, batch: list[Pending]) -> None:
+    def deliver(self, batch: list[Pending]) -> None:
+        """Turn one ordered batch into this node's next block, commit it, answer its clients
+        (what the solo orderer calls)."""
         try:
-            block = self._commit_with_reasons([p.tx for p in batch])
+            built = self.build_block([p.tx for p in batch])
+            block = self.write_built(built)
         except Exception as exc:  # a failed commit acknowledges nothing
-            with self._lock:
-                for p in batch:
-                    if self._pending_seq.get(p.tx.signer) == p.tx.seq:
-                        del self._pending_seq[p.tx.signer]
-            error = Unavailable(f"The block could not be committed: {exc}")
-            for p in batch:
-                p.future.set_exception(error)
+            self.fail(batch, Unavailable(f"The block could not be committed: {exc}"))
             return
-        block, reasons_ja = block
+        self.settle(batch, block, built.reasons_ja)
+
+    _deliver = deliver
+
+    def fail(self, batch: list[Pending], error: BaseException) -> None:
+        """Answer a batch that was not committed with ``error``."""
+        with self._lock:
+            for p in batch:
+                if self._pending_seq.get(p.tx.signer) == p.tx.seq:
+                    del self._pending_seq[p.tx.signer]
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(error)
+
+    def settle(
+        self, batch: list[Pending], block: Block, reasons_ja: list[str | None] | None = None
+    ) -> None:
+        """Answer each transaction of ``batch`` with its receipt from ``block``, which holds
+        them (in the batch's order, or wherever they are when the block came from etcd)."""
         first = block.header.tree_size - block.header.tx_count
         with self._lock:
             for p in batch:
                 if self._pending_seq.get(p.tx.signer) == p.tx.seq:
                     del self._pending_seq[p.tx.signer]
-        for i, (p, result) in enumerate(zip(batch, block.results, strict=True)):
+        own = len(batch) == len(block.txs) and all(
+            p.tx is tx for p, tx in zip(batch, block.txs, strict=True)
+        )
+        where: dict[str, int] = {}
+        if not own:  # answered by a block built elsewhere: the first copy of a tx counts
+            for i, tx in enumerate(block.txs):
+                where.setdefault(tx.id, i)
+        for n, p in enumerate(batch):
+            i = n if own else where.get(p.tx.id)
+            if i is None or p.future.done():
+                continue
+            result = block.results[i]
             p.future.set_result(
                 Receipt(
                     p.tx.id,
@@ -333,22 +361,23 @@ class Node:
                     result.status,
                     result.code,
                     result.reason,
-                    reasons_ja[i],
+                    None if reasons_ja is None else reasons_ja[i],
                 )
             )
 
     def _commit(
         self, txs: list[Transaction], meta: dict[str, str] | None = None, all_or_nothing=False
     ) -> Block:
-        return self._commit_with_reasons(txs, meta, all_or_nothing)[0]
+        return self.write_built(self.build_block(txs, meta, all_or_nothing))
 
-    def _commit_with_reasons(
+    def build_block(
         self,
         txs: list[Transaction],
         meta: dict[str, str] | None = None,
         all_or_nothing: bool = False,
-    ) -> tuple[Block, list[str | None]]:
-        conn = self.store.writer
+    ) -> Built:
+        """Execute ``txs`` on the current head and sign the block they make; nothing is
+        written until :meth:`write_built` (the etcd orderer first wins the height)."""
         head = self.head
         height = 0 if head is None else head.height + 1
         timestamp = now_timestamp()
@@ -356,48 +385,84 @@ class Node:
             timestamp = head.timestamp  # never let block time run backwards
         chain_id = self.chain_id
         first_index = self.frontier.size
+        execution = self.executor.execute(
+            self.store.committed_state(),
+            txs,
+            chain_id=chain_id,
+            height=height,
+            timestamp=timestamp,
+            first_index=first_index,
+            prev_state_hash=ZERO_HASH if head is None else head.state_hash,
+            check_signatures=False,
+        )
+        refused = [r for r in execution.results if r.status != "committed"]
+        if all_or_nothing and refused:
+            raise TsunaguError(f"refused: {refused[0].code}: {refused[0].reason}")
+        frontier, nodes = merkle.append(self.frontier, [merkle.leaf_hash(t.leaf) for t in txs])
+        header = BlockHeader(
+            chain_id=chain_id,
+            height=height,
+            prev_hash=ZERO_HASH if head is None else head.hash,
+            timestamp=timestamp,
+            tx_count=len(txs),
+            results_hash=results_hash(execution.results),
+            tree_size=frontier.size,
+            tree_root=frontier.root().hex(),
+            state_hash=execution.state_hash,
+            proposer=self.node_id,
+        )
+        block = Block(header, sign_header(header, self.key), tuple(txs), tuple(execution.results))
+        return Built(
+            block, first_index, frontier, nodes, execution.writes, execution.reasons_ja, meta
+        )
+
+    def write_built(self, built: Built, durable: bool = True) -> Block:
+        """Commit a block built on the current head: one SQLite transaction.
+
+        ``durable`` (this node's own blocks, which it acknowledges) syncs the commit to disk
+        before returning. A block taken from etcd or a peer is written without waiting for
+        the disk: a crash may lose it (never the database's consistency), and the node then
+        reads it again; the next durable commit syncs it along."""
+        conn = self.store.writer
+        block = built.block
+        if block.header.prev_hash != (ZERO_HASH if self.head is None else self.head.hash):
+            raise Conflict("The block no longer extends this node's head.")
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            execution = self.executor.execute(
-                self.store.committed_state(),
-                txs,
-                chain_id=chain_id,
-                height=height,
-                timestamp=timestamp,
-                first_index=first_index,
-                prev_state_hash=ZERO_HASH if head is None else head.state_hash,
-                check_signatures=False,
-            )
-            refused = [r for r in execution.results if r.status != "committed"]
-            if all_or_nothing and refused:
-                raise TsunaguError(f"refused: {refused[0].code}: {refused[0].reason}")
-            frontier, nodes = merkle.append(self.frontier, [merkle.leaf_hash(t.leaf) for t in txs])
-            header = BlockHeader(
-                chain_id=chain_id,
-                height=height,
-                prev_hash=ZERO_HASH if head is None else head.hash,
-                timestamp=timestamp,
-                tx_count=len(txs),
-                results_hash=results_hash(execution.results),
-                tree_size=frontier.size,
-                tree_root=frontier.root().hex(),
-                state_hash=execution.state_hash,
-                proposer=self.node_id,
-            )
-            block = Block(
-                header, sign_header(header, self.key), tuple(txs), tuple(execution.results)
-            )
-            self.store.write_block(block, first_index, nodes, execution.writes, meta)
+            self.store.write_block(block, built.first_index, built.nodes, built.writes, built.meta)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self.store.state_committed(execution.writes)
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+        self._committed_block(block, built.frontier, built.writes)
+        return block
+
+    def apply_block(self, block: Block) -> Block:
+        """Check a block another node proposed, as :func:`check_block` does, and commit it.
+
+        Raises :class:`BadBlock` (nothing written) when any check fails."""
+        return self.write_built(check_block(self, block), durable=False)
+
+    def _committed_block(
+        self, block: Block, frontier: merkle.Frontier, writes: list[tuple[str, str, bytes | None]]
+    ) -> None:
+        header = block.header
+        self.store.state_committed(writes)
         self.head = Head(
-            height, header.hash, header.tree_size, header.tree_root, header.state_hash, timestamp
+            header.height,
+            header.hash,
+            header.tree_size,
+            header.tree_root,
+            header.state_hash,
+            header.timestamp,
         )
         self.frontier = frontier
-        seqs = [(key, value) for ns, key, value in execution.writes if ns == SEQ_NS]
+        seqs = [(key, value) for ns, key, value in writes if ns == SEQ_NS]
         if seqs:
             with self._lock:
                 for key, value in seqs:
@@ -405,12 +470,11 @@ class Node:
                         self._committed.pop(key, None)
                     else:
                         self._committed[key] = json.loads(value)["seq"]
-        if any(ns == MEMBER_NS for ns, _, _ in execution.writes):
+        if any(ns == MEMBER_NS for ns, _, _ in writes):
             self._members.clear()
         for listener in self.listeners:
             with contextlib.suppress(Exception):  # a listener must never break the commit path
                 listener(block)
-        return block, execution.reasons_ja
 
     # -- reads -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tsunagu.ledger.tx import Transaction
 
@@ -29,7 +29,12 @@ Deliver = Callable[[list[Pending]], None]
 
 
 class Orderer(Protocol):
-    def start(self, deliver: Deliver) -> None: ...
+    """``start`` gets the node whose commit path it drives: ``node.deliver(batch)`` makes a
+    batch the node's next block (the solo engine); the etcd engine also uses the node's
+    ``build_block``, ``write_built``, ``apply_block``, ``settle`` and ``fail``. ``submit``
+    raises :class:`~tsunagu.errors.Unavailable` when the engine cannot take writes now."""
+
+    def start(self, node: Any) -> None: ...
     def submit(self, pending: Pending) -> None: ...
     def stop(self) -> None: ...
 
@@ -44,9 +49,9 @@ class SoloOrderer:
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, node: Any) -> None:
         self._thread = threading.Thread(
-            target=self._run, args=(deliver,), name="solo-orderer", daemon=True
+            target=self._run, args=(node.deliver,), name="solo-orderer", daemon=True
         )
         self._thread.start()
 

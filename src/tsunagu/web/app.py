@@ -173,10 +173,11 @@ def create_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _problem(request, TsunaguError(en, ja, code=code, status=exc.status_code))
 
-    from tsunagu.web import api, pages
+    from tsunagu.web import api, consortium, pages
 
     app.include_router(api.router())
     app.include_router(pages.verify_api_router())
+    app.include_router(consortium.router())
     for tsunagu_app in apps:
         if tsunagu_app.api:
             app.include_router(tsunagu_app.api())

@@ -1,0 +1,329 @@
+"""A local consortium on one machine: ``tsunagu cluster up`` / ``cluster down``.
+
+``up`` starts N etcd members and N voting nodes (and K following nodes) on 127.0.0.1, all
+from the same demo consortium: the demo is created once, with every node's key registered in
+its genesis, and its data folder is copied to each node (chain, accounts, keys), each node
+then getting its own node key. Processes are started detached (their own session, logs in the
+cluster folder), so they outlive the command; ``DIR/cluster.json`` records each one's pid and
+the exact ``argv`` that restarts it.
+
+Ports, from the base port P: node i (1-based) serves on P+i-1; etcd member i listens for
+clients on P+100+i-1 and for its peers on P+200+i-1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CLUSTER_FILE = "cluster.json"
+NODE_ORGS = ("hachioji", "tachikawa", "musashino", "fuchu", "machida", "oshima", "hachijo")
+ETCD_FLAGS = (
+    "--auto-compaction-mode",
+    "revision",
+    "--auto-compaction-retention",
+    "1000",
+    "--quota-backend-bytes",
+    str(2 * 1024**3),
+    "--max-request-bytes",
+    str(8 * 1024**2),
+    "--heartbeat-interval",
+    "50",
+    "--election-timeout",
+    "500",
+    "--log-level",
+    "warn",
+)
+
+
+def node_ids(voting: int, following: int) -> list[tuple[str, str]]:
+    """(node id, role) of every node: the demo's own node first."""
+    from tsunagu.demo import NODE_ID
+
+    ids = [(NODE_ID, "voting")]
+    ids += [(f"tama-node-{i}", "voting") for i in range(2, voting + 1)]
+    ids += [(f"tama-follower-{i}", "following") for i in range(1, following + 1)]
+    return ids
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database (WAL included)."""
+    source = sqlite3.connect(src)
+    target = sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
+def seed_nodes(root: Path, voting: int, following: int, password: str) -> list[Path]:
+    """Create the demo once and give each node a copy with its own node key."""
+    from tsunagu.demo import create_demo
+    from tsunagu.ledger.keys import SigningKey
+    from tsunagu.node.node import NODE_KEY_FILE, write_node_key
+    from tsunagu.platform import discover_apps
+
+    ids = node_ids(voting, following)
+    keys = {ident: SigningKey.generate() for ident, _ in ids[1:]}
+    extra = [
+        (ident, keys[ident], NODE_ORGS[i % len(NODE_ORGS)]) for i, (ident, _) in enumerate(ids[1:])
+    ]
+    seed = root / "seed"
+    if seed.exists():
+        shutil.rmtree(seed)
+    node, _ = create_demo(seed, None, discover_apps(), password, extra_nodes=extra)
+    node.stop()
+    dirs = []
+    for i, (ident, _) in enumerate(ids):
+        target = root / f"node-{i + 1}"
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for entry in seed.iterdir():
+            if entry.name.endswith(("-wal", "-shm")):
+                continue
+            if entry.suffix == ".db":
+                _copy_db(entry, target / entry.name)
+            elif entry.is_dir():
+                shutil.copytree(entry, target / entry.name)
+            elif entry.name != NODE_KEY_FILE:
+                shutil.copy2(entry, target / entry.name)
+        if i == 0:
+            shutil.copy2(seed / NODE_KEY_FILE, target / NODE_KEY_FILE)
+            os.chmod(target / NODE_KEY_FILE, 0o600)
+        else:
+            write_node_key(target, ident, keys[ident])
+        dirs.append(target)
+    shutil.rmtree(seed)
+    return dirs
+
+
+def _spawn(argv: list[str], log: Path) -> int:
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `cluster up`, and a Ctrl-C in its terminal
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return process.pid
+
+
+def etcd_argv(root: Path, index: int, members: int, base_port: int) -> tuple[str, str, list[str]]:
+    name = f"etcd-{index}"
+    client = f"http://127.0.0.1:{base_port + 100 + index - 1}"
+    peer = f"http://127.0.0.1:{base_port + 200 + index - 1}"
+    initial = ",".join(
+        f"etcd-{i}=http://127.0.0.1:{base_port + 200 + i - 1}" for i in range(1, members + 1)
+    )
+    argv = [
+        shutil.which("etcd") or "/usr/bin/etcd",
+        "--name",
+        name,
+        "--data-dir",
+        str(root / name),
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        f"tsunagu-{base_port}",
+        *ETCD_FLAGS,
+    ]
+    return name, client, argv
+
+
+def node_argv(
+    data: Path,
+    port: int,
+    endpoints: list[str],
+    peers: list[str],
+    role: str,
+    extra: list[str] | None = None,
+) -> list[str]:
+    url = f"http://127.0.0.1:{port}"
+    return [
+        sys.executable,
+        "-m",
+        "tsunagu.cli",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        "--orderer",
+        "etcd",
+        "--etcd-endpoints",
+        ",".join(endpoints),
+        "--peers",
+        ",".join(p for p in peers if p != url),
+        "--advertise-url",
+        url,
+        "--role",
+        role,
+        "--audit-interval",
+        "10",
+        *(extra or []),
+    ]
+
+
+def wait_until_up(nodes: list[dict[str, Any]], timeout: float = 90.0) -> None:
+    """Wait until every node answers ``/api/v1/status``; raise if one exits or times out."""
+    deadline = time.monotonic() + timeout
+    waiting = list(nodes)
+    while waiting:
+        if time.monotonic() > deadline:
+            names = ", ".join(n["url"] for n in waiting)
+            raise RuntimeError(f"not answering after {timeout:.0f} s: {names}")
+        if not running(waiting[0]["pid"], waiting[0]["argv"]):
+            raise RuntimeError(f"node {waiting[0]['id']} exited: see its log")
+        url = waiting[0]["url"]
+        try:
+            if httpx.get(url + "/api/v1/status", timeout=2).status_code == 200:
+                waiting.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+def up(
+    root: Path,
+    voting: int,
+    base_port: int,
+    following: int = 0,
+    password: str = "tsunagu-demo",
+    node_extra: list[str] | None = None,
+) -> dict[str, Any]:
+    """Start the consortium in ``root`` and return what ``cluster.json`` records."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / CLUSTER_FILE).exists():
+        old = load(root)
+        if any(running(e["pid"], e["argv"]) for e in old["nodes"] + old["etcd"]):
+            raise RuntimeError(f"a consortium runs in {root}: run `tsunagu cluster down` first")
+    dirs = seed_nodes(root, voting, following, password)
+    return launch(root, dirs, node_ids(voting, following), base_port, node_extra)
+
+
+def launch(
+    root: Path,
+    dirs: list[Path],
+    ids: list[tuple[str, str]],
+    base_port: int,
+    node_extra: list[str] | None = None,
+) -> dict[str, Any]:
+    """Start one etcd member per voting node and every node on its data folder (already
+    holding the same chain); write ``cluster.json``; wait until every node answers."""
+    voting = sum(1 for _, role in ids if role == "voting")
+    etcd = []
+    for i in range(1, voting + 1):
+        name, client, argv = etcd_argv(root, i, voting, base_port)
+        shutil.rmtree(root / name, ignore_errors=True)
+        pid = _spawn(argv, root / f"{name}.log")
+        etcd.append(
+            {
+                "name": name,
+                "client_url": client,
+                "pid": pid,
+                "data_dir": str(root / name),
+                "argv": argv,
+            }
+        )
+    endpoints = [e["client_url"] for e in etcd]
+    urls = [f"http://127.0.0.1:{base_port + i}" for i in range(len(dirs))]
+    nodes = []
+    for i, ((ident, role), data) in enumerate(zip(ids, dirs, strict=True)):
+        # Each voting node talks to its own etcd member first.
+        mine = endpoints[i:] + endpoints[:i] if role == "voting" else endpoints
+        argv = node_argv(data, base_port + i, mine, urls, role, node_extra)
+        pid = _spawn(argv, root / f"node-{i + 1}.log")
+        nodes.append(
+            {
+                "id": ident,
+                "url": urls[i],
+                "pid": pid,
+                "data_dir": str(data),
+                "argv": argv,
+                "role": role,
+            }
+        )
+    cluster = {"nodes": nodes, "etcd": etcd}
+    write(root, cluster)
+    try:
+        wait_until_up(nodes)
+    except RuntimeError:
+        down(root)
+        raise
+    return cluster
+
+
+def write(root: Path, cluster: dict[str, Any]) -> None:
+    path = root / CLUSTER_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cluster, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def load(root: Path) -> dict[str, Any]:
+    return json.loads((root / CLUSTER_FILE).read_text())
+
+
+def running(pid: int, argv: list[str]) -> bool:
+    """Is ``pid`` alive and still the process started with ``argv`` (not a reused pid)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except OSError:
+        return False
+    return [c.decode(errors="replace") for c in cmdline] == argv
+
+
+def stop_process(pid: int, argv: list[str], sig: int = signal.SIGTERM, wait: float = 15.0) -> None:
+    if not running(pid, argv):
+        return
+    os.kill(pid, sig)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not running(pid, argv):
+            return
+        # Our own child (tests): reap it, or it stays a zombie with its cmdline gone.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    if running(pid, argv):
+        os.kill(pid, signal.SIGKILL)
+
+
+def start_process(root: Path, entry: dict[str, Any], log_name: str) -> int:
+    entry["pid"] = _spawn(entry["argv"], root / log_name)
+    return entry["pid"]
+
+
+def down(root: Path) -> None:
+    """Stop every process of the consortium in ``root`` (nodes first, then etcd)."""
+    root = root.resolve()
+    cluster = load(root)
+    for entry in cluster["nodes"] + cluster["etcd"]:
+        stop_process(entry["pid"], entry["argv"])

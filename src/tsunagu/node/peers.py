@@ -1,0 +1,291 @@
+"""Watching the other nodes: heads, signed tree heads, and whether their copies agree.
+
+Each node polls its peers (``GET /api/v1/consortium/self``) every few seconds: height, head
+hash, tree size and root, state hash, the peer's signed tree head (checked against the node
+key the genesis registered) and the peer's own view of who agrees with whom.
+
+Two copies *agree* when every block they both hold is byte-for-byte the same: each node serves
+a digest per block (``GET /api/v1/consortium/digests``), SHA-256 over the stored header bytes
+and the stored leaves and results of its transactions, recomputed from SQLite on every request,
+so a copy damaged on disk shows up even if its head looks fine. A quick check compares the
+digest at the highest common height on every poll; a full audit compares every height every
+``audit_interval`` seconds and whenever a peer restarts or the quick check fails, and finds
+the first height where the copies differ.
+
+A node is flagged as diverging when it disagrees with the node most others agree with (each
+node's report of its own comparisons is merged), so every node's page flags the same node,
+the damaged one included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tsunagu.ledger.canonical import canonical
+from tsunagu.ledger.keys import verify_signature
+
+log = logging.getLogger(__name__)
+
+POLL_EVERY = 2.0
+DIGEST_CHUNK = 2000
+NODE_NS = "identity.node"
+
+
+def block_digests(conn: sqlite3.Connection, start: int, end: int) -> list[str | None]:
+    """SHA-256 of each stored block ``start..end`` (header bytes, then for each transaction
+    the SHA-256 of its leaf and its stored result); ``None`` for a missing block."""
+    rows = conn.execute(
+        "SELECT height, header, first_index FROM blocks WHERE height BETWEEN ? AND ?",
+        (start, end),
+    ).fetchall()
+    headers = {h: bytes(header) for h, header, _ in rows}
+    digests: dict[int, Any] = {}
+    for h, header, _ in rows:
+        digests[h] = hashlib.sha256(bytes(header))
+    if rows:
+        low = min(first for _, _, first in rows)
+        after = conn.execute(
+            "SELECT first_index FROM blocks WHERE height > ? ORDER BY height LIMIT 1", (end,)
+        ).fetchone()
+        query = "SELECT height, leaf, result FROM txs WHERE log_index >= ?"
+        args: tuple[int, ...] = (low,)
+        if after is not None:
+            query += " AND log_index < ?"
+            args = (low, after[0])
+        for h, leaf, result in conn.execute(query + " ORDER BY log_index", args):
+            digest = digests.get(h)
+            if digest is not None:
+                digest.update(hashlib.sha256(bytes(leaf)).digest())
+                digest.update(result.encode() if isinstance(result, str) else bytes(result))
+    return [digests[h].hexdigest() if h in headers else None for h in range(start, end + 1)]
+
+
+def _first_difference(mine: list[str | None], theirs: list[str | None], start: int) -> int | None:
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        if a is None or b is None or a != b:
+            return start + i
+    return None
+
+
+class PeerMonitor:
+    """Polls the peers of one node in a background thread; :meth:`view` is the result."""
+
+    def __init__(
+        self,
+        node: Any,
+        url: str,
+        role: str,
+        peer_urls: list[str],
+        engine: Any = None,
+        *,
+        interval: float = POLL_EVERY,
+        audit_interval: float = 30.0,
+    ) -> None:
+        self.node = node
+        self.url = url.rstrip("/")
+        self.role = role
+        self.static = [u.rstrip("/") for u in peer_urls]
+        self.engine = engine
+        self.interval = interval
+        self.audit_interval = audit_interval
+        self.started = time.time()
+        self.registry: dict[str, dict[str, Any]] = {}  # node id -> {"url", "role"} from etcd
+        self.peers: dict[str, dict[str, Any]] = {}  # url -> what was last learnt
+        self.pairs: dict[str, dict[str, Any]] = {}  # node id -> my comparison with it
+        self._audited: dict[str, tuple[float, float]] = {}  # url -> (when, peer start)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = httpx.Client(timeout=3.0)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="peer-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def urls(self) -> list[str]:
+        found = list(self.static)
+        for entry in self.registry.values():
+            url = str(entry.get("url", "")).rstrip("/")
+            if url and url not in found:
+                found.append(url)
+        return [u for u in found if u != self.url]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("peer monitor")
+
+    # -- what this node says about itself ------------------------------------------------------
+
+    def self_report(self) -> dict[str, Any]:
+        node = self.node
+        status = node.status()
+        info = getattr(node.orderer, "info", None)
+        return {
+            **status,
+            "url": self.url,
+            "role": self.role,
+            "started": self.started,
+            "sth": node.signed_tree_head(),
+            "orderer": info() if info else {"engine": "solo"},
+            "pairs": self.pairs,
+        }
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        engine = self.engine
+        if engine is not None and engine.keys is not None:
+            with contextlib.suppress(Exception):
+                kvs, _ = engine.client.range(
+                    engine.keys.peers, engine.keys.peers_end, serializable=True, timeout=1.0
+                )
+                self.registry = {
+                    kv.key[len(engine.keys.peers) :].decode(): json.loads(kv.value) for kv in kvs
+                }
+        for url in self.urls():
+            self.peers[url] = self._poll(url)
+
+    def _poll(self, url: str) -> dict[str, Any]:
+        try:
+            response = self._client.get(url + "/api/v1/consortium/self")
+            response.raise_for_status()
+            report = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return {"url": url, "reachable": False, "error": type(exc).__name__, "at": time.time()}
+        report["reachable"] = True
+        report["sth_ok"] = self._check_sth(report)
+        node_id = report.get("node_id")
+        if isinstance(node_id, str):
+            self.pairs[node_id] = self._compare(url, report)
+        return report
+
+    def _check_sth(self, report: dict[str, Any]) -> bool:
+        sth = report.get("sth") or {}
+        entry = self.node.store.state().get(NODE_NS, str(sth.get("node_id")))
+        try:
+            body = {
+                k: sth[k] for k in ("chain_id", "node_id", "tree_size", "root_hash", "timestamp")
+            }
+            key = bytes.fromhex(entry["public_key"]) if entry else b""
+            return bool(entry) and verify_signature(
+                key, bytes.fromhex(sth["signature"]), canonical(body)
+            )
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    def _digests(self, url: str, start: int, end: int) -> list[str | None]:
+        response = self._client.get(
+            url + "/api/v1/consortium/digests", params={"start": start, "end": end}
+        )
+        response.raise_for_status()
+        return response.json()["digests"]
+
+    def _compare(self, url: str, report: dict[str, Any]) -> dict[str, Any]:
+        """Do my copy and the peer's agree on every block both hold? Where do they differ?"""
+        head = self.node.head
+        common = min(head.height if head else -1, int(report.get("height", -1)))
+        previous = self.pairs.get(report.get("node_id", ""), {})
+        if common < 0:
+            return {"agrees": False, "first_difference": 0, "checked": time.time()}
+        conn = self.node.store.reader()
+        try:
+            quick_ok = block_digests(conn, common, common) == self._digests(url, common, common)
+            when, their_start = self._audited.get(url, (0.0, -1.0))
+            due = (
+                not quick_ok
+                or not previous.get("agrees", False)
+                or their_start != report.get("started")
+                or time.time() - when > self.audit_interval
+            )
+            first = previous.get("first_difference")
+            if due:
+                first = None
+                for start in range(0, common + 1, DIGEST_CHUNK):
+                    end = min(common, start + DIGEST_CHUNK - 1)
+                    first = _first_difference(
+                        block_digests(conn, start, end), self._digests(url, start, end), start
+                    )
+                    if first is not None:
+                        break
+                self._audited[url] = (time.time(), report.get("started", 0.0))
+            elif not quick_ok:
+                first = common
+        except (httpx.HTTPError, ValueError, KeyError, sqlite3.DatabaseError) as exc:
+            return {"agrees": False, "first_difference": None, "error": str(exc)[:200]}
+        return {"agrees": first is None, "first_difference": first, "checked": time.time()}
+
+    # -- the picture -------------------------------------------------------------------------
+
+    def view(self) -> dict[str, Any]:
+        """Every node of the chain with its head and whether its copy agrees with the
+        consortium's (the copy most nodes agree with)."""
+        me = self.self_report()
+        reports: dict[str, dict[str, Any]] = {me["node_id"]: me}
+        for report in list(self.peers.values()):
+            if report.get("reachable") and isinstance(report.get("node_id"), str):
+                reports[report["node_id"]] = report
+        registered = [key for key, _ in self.node.store.state().scan(NODE_NS)]
+        ids = sorted(set(registered) | set(reports) | set(self.registry))
+
+        def pair(a: str, b: str) -> dict[str, Any] | None:
+            found = reports.get(a, {}).get("pairs", {}).get(b)
+            return found if found is not None else reports.get(b, {}).get("pairs", {}).get(a)
+
+        def agrees(a: str, b: str) -> bool:
+            if a == b:
+                return True
+            found = pair(a, b)
+            return bool(found and found.get("agrees"))
+
+        live = [i for i in ids if i in reports]
+        reference = max(
+            live, key=lambda i: (sum(agrees(i, j) for j in live), i == me["node_id"], i)
+        )
+        nodes = []
+        for node_id in ids:
+            report = reports.get(node_id)
+            entry = self.registry.get(node_id, {})
+            row: dict[str, Any] = {
+                "node_id": node_id,
+                "url": (report or {}).get("url") or entry.get("url"),
+                "role": (report or {}).get("role") or entry.get("role"),
+                "self": node_id == me["node_id"],
+                "reachable": report is not None,
+            }
+            if report is not None:
+                found = pair(reference, node_id)
+                agree = agrees(reference, node_id)
+                row.update(
+                    height=report.get("height"),
+                    head_hash=report.get("head_hash"),
+                    tree_size=report.get("tree_size"),
+                    root_hash=report.get("root_hash"),
+                    state_hash=report.get("state_hash"),
+                    sth_ok=True if node_id == me["node_id"] else report.get("sth_ok"),
+                    agrees=agree,
+                    diverging=not agree and found is not None,
+                    first_difference=None
+                    if agree or found is None
+                    else found.get("first_difference"),
+                    orderer=report.get("orderer"),
+                )
+            nodes.append(row)
+        return {"node_id": me["node_id"], "reference": reference, "nodes": nodes}

@@ -1,0 +1,137 @@
+"""``tsunagu repair``: restore a stopped node's chain from its peers.
+
+The node's ``chain.db`` (lost, or damaged in any way) is rebuilt from nothing: blocks are
+fetched from the peers' block API and each one is checked by this node's own code, exactly as
+a block from etcd is (:mod:`tsunagu.node.apply`): proposer signature, transactions,
+re-execution, results, state hash, log root. When two or more peers answer, a block is taken
+only if every answering peer serves the same block at that height (compared by their block
+digests), so no single peer's word decides. The node's private, off-chain data (accounts,
+keys, secrets, app databases) is left as it is. The damaged file is kept beside the new one
+(``chain.db.damaged-<time>``), and the result must pass ``tsunagu verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tsunagu.contracts import Contract
+from tsunagu.node.node import CHAIN_DB, NODE_KEY_FILE, Node, load_node_key
+from tsunagu.node.orderer import SoloOrderer
+from tsunagu.node.peers import block_digests
+from tsunagu.node.wire import block_from_wire
+
+BATCH = 200  # blocks per request (the digests API takes up to 2,000)
+
+
+class RepairFailed(Exception):
+    pass
+
+
+def _get(client: httpx.Client, url: str, path: str, **params: Any) -> Any:
+    response = client.get(url.rstrip("/") + path, params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+def repair_node(
+    data_dir: Path,
+    urls: Sequence[str],
+    contracts: Sequence[Contract],
+    echo: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    """Rebuild ``data_dir/chain.db`` from the peers at ``urls``; see the module."""
+    from tsunagu.node.verify import verify_chain
+
+    data_dir = Path(data_dir)
+    node_id, _ = load_node_key(data_dir)  # the node's own identity stays
+    client = httpx.Client(timeout=30)
+    heads: dict[str, dict[str, Any]] = {}
+    for url in urls:
+        try:
+            heads[url] = _get(client, url, "/api/v1/status")
+        except (httpx.HTTPError, ValueError) as exc:
+            echo(f"  {url}: no answer ({type(exc).__name__})")
+    if not heads:
+        raise RepairFailed("no peer answered")
+    chains = {h["chain_id"] for h in heads.values()}
+    if len(chains) != 1:
+        raise RepairFailed(f"the peers serve different chains: {sorted(chains)}")
+    chain_id = chains.pop()
+    sources = list(heads)
+    # The height every answering peer holds: beyond it, fewer peers could vouch for a block.
+    top = min(h["height"] for h in heads.values())
+    echo(f"  peers: {', '.join(sources)}; restoring blocks 0 to {top}")
+
+    scratch = data_dir / ".repair"  # the new chain is built here, then moved into place
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    shutil.copy2(data_dir / NODE_KEY_FILE, scratch / NODE_KEY_FILE)
+    node = Node(scratch, contracts, SoloOrderer())
+    node._chain_id = chain_id
+    try:
+        for start in range(0, top + 1, BATCH):
+            end = min(top, start + BATCH - 1)
+            agreed = _agreed_digests(client, sources, start, end)
+            raw = _get(client, sources[0], "/api/v1/consortium/blocks", start=start, limit=BATCH)
+            blocks = [block_from_wire(b) for b in raw["blocks"]][: end - start + 1]
+            if len(blocks) != end - start + 1:
+                raise RepairFailed(f"{sources[0]} did not serve blocks {start} to {end}")
+            for block in blocks:
+                node.apply_block(block)
+            conn = node.store.reader()
+            mine = block_digests(conn, start, end)
+            if agreed is not None and mine != agreed:
+                first = next(i for i, (a, b) in enumerate(zip(mine, agreed, strict=True)) if a != b)
+                raise RepairFailed(f"block {start + first} differs from what the peers hold")
+            echo(f"  {end + 1}/{top + 1} blocks")
+    except RepairFailed:
+        node.store.close()
+        raise
+    except Exception as exc:
+        node.store.close()
+        raise RepairFailed(f"{type(exc).__name__}: {exc}") from exc
+    node.store.close()
+
+    report = verify_chain(scratch, contracts)  # the whole check, before anything is replaced
+    if not report.ok:
+        raise RepairFailed(f"the restored chain does not verify: {report.problem}")
+    target = data_dir / CHAIN_DB
+    if target.exists():
+        kept = data_dir / f"{CHAIN_DB}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        os.replace(target, kept)
+        echo(f"  the old chain is kept as {kept.name}")
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    for suffix in ("-wal", ""):  # a WAL left behind belongs with its database
+        built = Path(str(scratch / CHAIN_DB) + suffix)
+        if built.exists():
+            os.replace(built, Path(str(target) + suffix))
+    shutil.rmtree(scratch)
+    return {
+        "node_id": node_id,
+        "blocks": top + 1,
+        "sources": sources,
+        "verify_seconds": report.seconds,
+    }
+
+
+def _agreed_digests(
+    client: httpx.Client, sources: list[str], start: int, end: int
+) -> list[str | None] | None:
+    """The digests of blocks start..end that every peer serves, or ``None`` with one peer."""
+    if len(sources) < 2:
+        return None
+    merged = [
+        _get(client, url, "/api/v1/consortium/digests", start=start, end=end)["digests"]
+        for url in sources
+    ]
+    if any(m != merged[0] for m in merged[1:]):
+        raise RepairFailed(f"the peers disagree about blocks {start} to {end}")
+    return merged[0]

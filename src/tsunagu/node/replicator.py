@@ -1,0 +1,451 @@
+"""Ordering through an etcd cluster: the consortium's engine.
+
+Every node, voting or following, runs one ordering thread that owns its commit path:
+
+* **Proposing.** A batch of admitted transactions becomes a block built and signed on the
+  node's head at height ``h``; one etcd transaction stores it at ``blocks/<h>`` only if that
+  key does not exist yet and ``blocks/<h-1>`` does. The node that creates the key has ordered
+  the block: it then commits it to its own SQLite and only then answers its clients. A node
+  that loses the height applies the winner's block (checked like any other) and builds again.
+* **Following.** Blocks that other nodes ordered are read from etcd in height order (a watch
+  wakes the thread; it also polls), checked (see :mod:`tsunagu.node.apply`) and applied.
+* **Catching up.** etcd keeps only the last ``window`` blocks; a node that needs older ones
+  fetches them from its peers' block API and checks them the same way.
+* **Losing the quorum.** When etcd cannot order (its majority is down), the batch fails with
+  503 and later writes are refused at once, until a probe finds the quorum back. Nothing is
+  half-written: a block is in etcd whole or not at all, and a node commits only what etcd holds.
+
+etcd runs with ``--auto-compaction-mode revision``, and the proposer of every hundredth block
+deletes the block keys older than the window, so etcd's space stays bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tsunagu.errors import Unavailable
+from tsunagu.node.apply import BadBlock
+from tsunagu.node.etcd import KV, EtcdClient, EtcdUnavailable, prefix_end
+from tsunagu.node.orderer import Pending
+from tsunagu.node.wire import block_from_wire, decode_block, encode_block
+
+log = logging.getLogger(__name__)
+
+WINDOW = 2000  # blocks kept in etcd
+TRIM_EVERY = 100  # the proposer of every such height deletes what lies below the window
+IDLE_POLL = 1.0  # seconds between looks at etcd when nothing woke the thread
+PROBE_EVERY = 0.5  # seconds between quorum probes while etcd cannot order
+CATCH_UP_BATCH = 64  # blocks per etcd range while catching up
+PEER_BATCH = 200  # blocks per request to a peer's block API
+TURN = 0.01  # seconds of waiting per rank before proposing at a height (see _take_turn)
+MAX_BLOCK_BYTES = 1_000_000  # leaf bytes per proposed block (etcd takes requests up to 8 MiB)
+_WAKE = object()
+
+
+class NoQuorum(Unavailable):
+    code = "no_quorum"
+    message_en = (
+        "The consortium's ordering service (etcd) has no quorum: writes are paused. "
+        "Reading and verification still work. Try again shortly."
+    )
+    message_ja = (
+        "コンソーシアムの順序付けサービス（etcd）が過半数を失っているため、書き込みを停止して"
+        "います。閲覧と検証はできます。しばらくしてから再度お試しください。"
+    )
+
+
+class Halted(Unavailable):
+    code = "node_halted"
+    message_en = (
+        "This node found a block it cannot accept and stopped following the chain. "
+        "Its operator must repair it (tsunagu repair)."
+    )
+    message_ja = (
+        "このノードは受け入れられないブロックを検出したため、チェーンへの追従を停止しました。"
+        "運用者による修復（tsunagu repair）が必要です。"
+    )
+
+
+class Keys:
+    """Where a chain keeps its things in etcd."""
+
+    def __init__(self, chain_id: str) -> None:
+        self.prefix = f"/tsunagu/{chain_id}/".encode()
+        self.blocks = self.prefix + b"blocks/"
+        self.blocks_end = prefix_end(self.blocks)
+        self.chain = self.prefix + b"meta/chain_id"
+        self.peers = self.prefix + b"peers/"
+        self.peers_end = prefix_end(self.peers)
+
+    def block(self, height: int) -> bytes:
+        return self.blocks + b"%020d" % height
+
+    def height(self, key: bytes) -> int:
+        return int(key[len(self.blocks) :])
+
+
+class EtcdOrderer:
+    """The etcd ordering engine (see the module's description)."""
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        max_txs: int = 500,
+        max_wait: float = 0.05,
+        *,
+        window: int = WINDOW,
+        advertise: dict[str, Any] | None = None,
+        peer_urls: Callable[[], list[str]] | None = None,
+    ) -> None:
+        self.client = EtcdClient(endpoints)
+        self.max_txs = max_txs
+        self.max_wait = max_wait
+        self.window = window
+        self.advertise = advertise  # {"url", "role"}: how peers reach this node
+        self.peer_urls = peer_urls or (lambda: [])
+        self.healthy = False  # etcd can order now (set once prepared)
+        self.fault: str | None = None  # why this node stopped following, if it did
+        self.behind: str | None = None  # set while this node cannot reach the chain's tip
+        self.counts = {"proposed": 0, "lost": 0, "from_etcd": 0, "from_peers": 0}
+        # Seconds spent in each step of the ordering thread (shown by info(), for tuning).
+        self.seconds = dict.fromkeys(("build", "order", "write", "apply", "turn", "look"), 0.0)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carry: list[Pending] = []
+        self._prepared = False
+        self._ranks: dict[str, int] = {}
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self.node: Any = None
+        self.keys: Keys | None = None
+
+    # -- the Orderer interface -------------------------------------------------------------
+
+    def start(self, node: Any) -> None:
+        self.node = node
+        self._stopping = False
+        for target, name in ((self._run, "etcd-orderer"), (self._watch, "etcd-watch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, pending: Pending) -> None:
+        if self.fault is not None:
+            raise Halted()
+        if not self.healthy:
+            raise NoQuorum()
+        self._queue.put(pending)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._queue.put(None)
+        for thread in self._threads[:1]:  # the watch thread is a daemon blocked on a socket
+            thread.join(timeout=10)
+        self._threads = []
+
+    def wake(self) -> None:
+        self._queue.put(_WAKE)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "engine": "etcd",
+            "endpoints": self.client.endpoints,
+            "quorum": self.healthy,
+            "fault": self.fault,
+            "behind": self.behind,
+            **self.counts,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+    # -- the ordering thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:  # before the first write arrives: until prepared, writes are refused
+            self._prepare()
+            self._catch_up()
+        except Exception as exc:
+            log.warning("etcd is not ready yet: %s", exc)
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_POLL if self.healthy else PROBE_EVERY)
+            except queue.Empty:
+                item = _WAKE
+            batch, stop = self._collect(item)
+            if stop:
+                self.node.fail(batch + self._carry, Unavailable())
+                return
+            try:
+                if not self._prepared:
+                    self._prepare()
+                elif not self.healthy:
+                    self._probe()
+                if self.fault is not None:
+                    raise Halted()
+                if not self.healthy:
+                    raise NoQuorum()
+                self._catch_up()
+                if batch:
+                    self._order(batch)
+            except EtcdUnavailable as exc:
+                log.warning("etcd cannot order: %s", exc)
+                self.healthy = False
+                self.node.fail(batch, NoQuorum())
+            except Unavailable as exc:
+                self.node.fail(batch, exc)
+            except Exception as exc:
+                log.exception("ordering failed")
+                self.node.fail(batch, Unavailable(f"The block could not be ordered: {exc}"))
+
+    def _collect(self, first: Any) -> tuple[list[Pending], bool]:
+        """The next batch: what was carried over, then what arrives within ``max_wait`` of
+        the first transaction, up to ``max_txs`` transactions and MAX_BLOCK_BYTES."""
+        batch, self._carry = self._carry, []
+        stop = first is None
+        deadline = None
+        item = first
+        while not stop:
+            if isinstance(item, Pending):
+                batch.append(item)
+                if deadline is None:
+                    deadline = time.monotonic() + self.max_wait
+            if len(batch) >= self.max_txs:
+                break
+            try:
+                if deadline is None:
+                    item = self._queue.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            stop = item is None
+        size = 0
+        for i, pending in enumerate(batch):
+            size += len(pending.tx.leaf)
+            if (i >= self.max_txs or size > MAX_BLOCK_BYTES) and i > 0:
+                batch, self._carry = batch[:i], batch[i:]
+                break
+        return batch, stop
+
+    def _prepare(self) -> None:
+        """Agree with etcd on the chain, make sure it holds this node's head when it holds no
+        block at all, and say where peers reach this node."""
+        node = self.node
+        self.keys = keys = Keys(node.chain_id)
+        created, existing = self.client.create(keys.chain, node.chain_id.encode())
+        if not created and existing is not None and existing.value != node.chain_id.encode():
+            self.fault = f"etcd orders another chain ({existing.value.decode()!r})"
+            return
+        self._anchor()
+        if self.advertise:
+            body = {"node_id": node.node_id, **self.advertise}
+            self.client.put(keys.peers + node.node_id.encode(), json.dumps(body).encode())
+        self._prepared = True
+        self.healthy = True
+
+    def _anchor(self) -> None:
+        keys = self.keys
+        assert keys is not None
+        kvs, _ = self.client.range(keys.blocks, keys.blocks_end, limit=1, keys_only=True)
+        head = self.node.head
+        if not kvs and head is not None:
+            block = self.node.store.block(head.height)
+            self.client.create(keys.block(head.height), encode_block(block))
+
+    def _probe(self) -> None:
+        assert self.keys is not None
+        self.client.range(self.keys.chain, timeout=1.0)  # linearizable: needs the quorum
+        self.healthy = True
+
+    def _order(self, batch: list[Pending]) -> None:
+        node = self.node
+        keys = self.keys
+        assert keys is not None
+        while batch:
+            self._take_turn()
+            began = time.perf_counter()
+            built = node.build_block([p.tx for p in batch])
+            height = built.block.height
+            value = encode_block(built.block)
+            built_at = time.perf_counter()
+            self.seconds["build"] += built_at - began
+            created, existing = self.client.create(
+                keys.block(height), value, require=keys.block(height - 1)
+            )
+            self.seconds["order"] += time.perf_counter() - built_at
+            if created or (existing is not None and existing.value == value):
+                began = time.perf_counter()
+                block = node.write_built(built)
+                self.seconds["write"] += time.perf_counter() - began
+                node.settle(batch, block, built.reasons_ja)
+                self.counts["proposed"] += 1
+                if height % min(TRIM_EVERY, self.window) == 0 and height > self.window:
+                    with contextlib.suppress(EtcdUnavailable):
+                        self.client.delete_range(keys.blocks, keys.block(height - self.window))
+                return
+            self.counts["lost"] += 1
+            if existing is None:
+                # blocks/<h-1> is not in etcd: it was wiped, or this node is behind the window.
+                self._anchor()
+                if not self._from_peers():
+                    raise Unavailable(
+                        "This node is catching up with the consortium.",
+                        "このノードはコンソーシアムに追いついている途中です。",
+                    )
+                self._catch_up()
+                continue
+            block = self._apply_kv(existing)
+            self._catch_up()
+            ids = {tx.id for tx in block.txs}
+            done = [p for p in batch if p.tx.id in ids]
+            if done:  # submitted twice (through another node too): answered by that block
+                node.settle(done, block)
+                batch = [p for p in batch if p.tx.id not in ids]
+            batch = self._more(batch)
+
+    def _more(self, batch: list[Pending]) -> list[Pending]:
+        """``batch`` with what arrived while it waited, so that the next try carries it too
+        (fewer, fuller blocks when nodes compete for heights)."""
+        size = sum(len(p.tx.leaf) for p in batch)
+        while len(batch) < self.max_txs and size < MAX_BLOCK_BYTES:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stopping: put it back for the loop to see
+                self._queue.put(None)
+                break
+            if isinstance(item, Pending):
+                if size + len(item.tx.leaf) > MAX_BLOCK_BYTES:
+                    self._carry.append(item)  # the next batch starts with it
+                    break
+                batch.append(item)
+                size += len(item.tx.leaf)
+        return batch
+
+    def _take_turn(self) -> None:
+        """Let the nodes take turns: at each height one node (by rank, rotating with the
+        height) proposes at once and each other waits ``TURN`` seconds per rank, unless the
+        height gets filled meanwhile. Without this the node that just won a height, already
+        at the tip while the others apply its block, wins again and again, and the others'
+        clients wait (and their wasted blocks cost CPU)."""
+        node = self.node
+        head = node.head
+        if head is None:
+            return
+        if head.height % 100 == 0 or not self._ranks:
+            ids = sorted(key for key, _ in node.store.state().scan("identity.node"))
+            self._ranks = {ident: i for i, ident in enumerate(ids)}
+        count = len(self._ranks)
+        mine = self._ranks.get(node.node_id)
+        if mine is None or count < 2:
+            return
+        rank = (mine - (head.height + 1)) % count
+        if rank:
+            began = time.perf_counter()
+            time.sleep(rank * TURN)
+            self.seconds["turn"] += time.perf_counter() - began
+            self._catch_up()  # the height may have been filled meanwhile
+
+    # -- following ---------------------------------------------------------------------------
+
+    def _apply_kv(self, kv: KV) -> Any:
+        try:
+            began = time.perf_counter()
+            block = decode_block(kv.value)
+            self.node.apply_block(block)
+            self.seconds["apply"] += time.perf_counter() - began
+        except Exception as exc:
+            self.fault = f"the block at {kv.key.decode()} in etcd failed its checks: {exc}"
+            log.error("%s", self.fault)
+            raise Halted() from exc
+        self.counts["from_etcd"] += 1
+        return block
+
+    def _catch_up(self) -> None:
+        keys = self.keys
+        assert keys is not None
+        while True:
+            head = self.node.head
+            want = 0 if head is None else head.height + 1
+            began = time.perf_counter()
+            kvs, _ = self.client.range(
+                keys.block(want), keys.blocks_end, limit=CATCH_UP_BATCH, serializable=True
+            )
+            self.seconds["look"] += time.perf_counter() - began
+            if not kvs:
+                self.behind = None
+                return
+            if keys.height(kvs[0].key) > want:  # etcd no longer holds what comes next
+                first = keys.height(kvs[0].key)
+                self.behind = f"blocks {want} to {first - 1} must come from peers"
+                if not self._from_peers(until=first):
+                    return
+                continue
+            for kv in kvs:
+                if keys.height(kv.key) != self.node.head.height + 1:
+                    break
+                self._apply_kv(kv)
+            if len(kvs) < CATCH_UP_BATCH:
+                self.behind = None
+                return
+
+    def _from_peers(self, until: int | None = None) -> bool:
+        """Fetch, check and apply blocks from peers' block API; ``True`` if any was applied."""
+        applied = False
+        for url in self.peer_urls():
+            try:
+                while until is None or self.node.head.height + 1 < until:
+                    start = self.node.head.height + 1
+                    response = httpx.get(
+                        url.rstrip("/") + "/api/v1/consortium/blocks",
+                        params={"start": start, "limit": PEER_BATCH},
+                        timeout=10,
+                    )
+                    if response.status_code != 200:
+                        break
+                    blocks = response.json().get("blocks", [])
+                    if not blocks:
+                        break
+                    for raw in blocks:
+                        block = block_from_wire(raw)
+                        if until is not None and block.height >= until:
+                            break
+                        self.node.apply_block(block)
+                        self.counts["from_peers"] += 1
+                        applied = True
+                    if until is None:
+                        break
+            except (httpx.HTTPError, ValueError, KeyError, BadBlock) as exc:
+                log.warning("catching up from %s failed: %s", url, exc)
+                continue
+            if until is not None and self.node.head.height + 1 >= until:
+                break
+        return applied
+
+    def _watch(self) -> None:
+        """Wake the ordering thread whenever a block key is put (it polls besides)."""
+        while not self._stopping:
+            keys = self.keys
+            if keys is None:
+                time.sleep(0.2)
+                continue
+            try:
+                for puts in self.client.watch(keys.blocks, keys.blocks_end, 0):
+                    if self._stopping:
+                        return
+                    if puts:
+                        self.wake()
+            except Exception:  # a dead member or a broken stream: try the next one
+                self.client.rotate()
+                time.sleep(0.3)
