@@ -55,9 +55,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
-    # The proof tests below walk every tree size (quadratic in the log's size): leave out the
-    # eco demo's thousands of meter readings.
-    apps = [a for a in discover_apps() if a.name != "eco"]
+    apps = discover_apps()
     node, private = create_demo(tmp_path_factory.mktemp("api-demo"), None, apps, PASSWORD)
     admin = private.signing_key(private.user("admin"))
     receipt = node.submit_signed(

@@ -76,6 +76,13 @@ class MemberRevoke(Payload):
     key_id: Hex64
 
 
+class DeviceAdd(Payload):
+    """A metering device's own key (eco-points readings), added by environment staff."""
+
+    public_key: Hex64
+    org: Slug
+
+
 class IdentityContract(Contract):
     app = "identity"
     types: ClassVar[dict[str, type[Payload]]] = {
@@ -85,6 +92,7 @@ class IdentityContract(Contract):
         "member.add": MemberEntry,
         "member.roles": MemberRoles,
         "member.revoke": MemberRevoke,
+        "device.add": DeviceAdd,
     }
 
     def on_genesis(self, ctx: TxContext, p: Genesis) -> None:
@@ -142,6 +150,37 @@ class IdentityContract(Contract):
         ctx.require_role("admin")
         member = self._member(ctx, p.key_id)
         ctx.put("member", p.key_id, {**member, "active": False, "revoked_at": ctx.timestamp})
+
+    def on_device_add(self, ctx: TxContext, p: DeviceAdd) -> None:
+        """A device key may sign only as a device (role ``device``); environment staff add
+        one for an organisation of their own municipality when they approve the device."""
+        ctx.require_role("env_staff")
+        self._known_org(ctx, p.org)
+        if "admin" not in ctx.signer.roles:
+            mine, theirs = ctx.get("org", ctx.signer.org), ctx.get("org", p.org)
+            if (mine or {}).get("municipality") != (theirs or {}).get("municipality"):
+                ctx.reject(
+                    "other_municipality",
+                    "Devices are added by the staff of their own municipality.",
+                    "機器の鍵を登録できるのは、その自治体の職員だけです。",
+                )
+        kid = key_id(bytes.fromhex(p.public_key))
+        if ctx.get("member", kid) is not None:
+            ctx.reject(
+                "duplicate_member", "This key is registered.", "この鍵は既に登録されています。"
+            )
+        ctx.put(
+            "member",
+            kid,
+            {
+                "public_key": p.public_key,
+                "org": p.org,
+                "roles": ["device"],
+                "kind": "device",
+                "active": True,
+                "since": ctx.timestamp,
+            },
+        )
 
     @staticmethod
     def _known_org(ctx: TxContext, org: str) -> None:

@@ -1,0 +1,140 @@
+"""The off-chain index of readings behind a lot's trace.
+
+The chain's state keeps only each device's counters and monthly totals, so that compiling a
+report never scans readings. Tracing a lot back to its readings needs the readings
+themselves: this index (``eco-index.db`` in the node's folder, rebuilt from the chain at any
+time) reads the committed blocks it has not seen yet whenever a trace is asked for, and
+recomputes each reading's grams with the same :mod:`rules` the contract used.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from typing import Any
+
+from tsunagu.apps.eco import rules
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device (id TEXT PRIMARY KEY, at TEXT, a INTEGER, b INTEGER,
+  residual INTEGER, kind TEXT);
+CREATE TABLE IF NOT EXISTS reading (tx_id TEXT PRIMARY KEY, log_index INTEGER, height INTEGER,
+  device TEXT, month TEXT, at TEXT, grams INTEGER);
+CREATE INDEX IF NOT EXISTS reading_device_month ON reading (device, month);
+"""
+
+_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+class ReadingIndex:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.db = sqlite3.connect(node.data_dir / "eco-index.db", check_same_thread=False)
+        self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()
+
+    def height(self) -> int:
+        row = self.db.execute("SELECT v FROM meta WHERE k = 'height'").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def sync(self, _block: Any = None) -> None:
+        """Index every committed block not indexed yet."""
+        with self.lock:
+            head = self.node.head
+            if head is None:
+                return
+            done = self.height()
+            state = self.node.store.state()
+            for height in range(done + 1, head.height + 1):
+                block = self.node.store.block(height)
+                if block is None:
+                    break
+                self._block(block, state)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('height', ?)", (str(height),))
+            self.db.commit()
+
+    def _block(self, block: Any, state: Any) -> None:
+        first = block.header.tree_size - block.header.tx_count
+        for i, (tx, result) in enumerate(zip(block.txs, block.results, strict=True)):
+            if tx.app != "eco" or result.status != "committed":
+                continue
+            if tx.type == "device.register":
+                from tsunagu.apps.eco.devices import device_id
+
+                base = tx.payload["baseline"]
+                self.db.execute(
+                    "INSERT OR REPLACE INTO device VALUES (?, ?, ?, ?, 0, ?)",
+                    (
+                        device_id(tx.payload["public_key"]),
+                        base["at"],
+                        base["a"],
+                        base["b"],
+                        tx.payload["kind"],
+                    ),
+                )
+            elif tx.type in ("reading.pv", "reading.ev"):
+                self._reading(tx, block.header.height, first + i, state)
+
+    def _reading(self, tx: Any, height: int, log_index: int, state: Any) -> None:
+        p = tx.payload
+        row = self.db.execute(
+            "SELECT at, a, b, residual, kind FROM device WHERE id = ?", (p["device"],)
+        ).fetchone()
+        if row is None:
+            return
+        _, last_a, last_b, residual, kind = row
+        year = rules.fiscal_year(p["at"])
+        grid = rules.factor_for(state.get("eco.factor", "grid"), year)
+        if kind == "pv":
+            a, b = p["generated_wh"], p["exported_wh"]
+            effect = rules.pv_effect(a - last_a, b - last_b, grid[1], residual)  # type: ignore[index]
+        else:
+            a, b = p["charged_wh"], p["distance_m"]
+            car = rules.factor_for(state.get("eco.factor", "car"), year)
+            effect = rules.ev_effect(a - last_a, b - last_b, grid[1], car[1], residual)  # type: ignore[index]
+        self.db.execute(
+            "UPDATE device SET at = ?, a = ?, b = ?, residual = ? WHERE id = ?",
+            (p["at"], a, b, effect.residual, p["device"]),
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tx.id, log_index, height, p["device"], rules.month_of(p["at"]), p["at"], effect.grams),
+        )
+
+    def readings(self, devices: list[str], month_from: str, month_to: str) -> list[dict]:
+        """The readings of ``devices`` stamped in the months ``month_from``..``month_to``."""
+        self.sync()
+        out: list[dict] = []
+        with self.lock:
+            for device in sorted(devices):
+                rows = self.db.execute(
+                    "SELECT tx_id, log_index, height, device, at, grams FROM reading "
+                    "WHERE device = ? AND month BETWEEN ? AND ? ORDER BY log_index",
+                    (device, month_from, month_to),
+                ).fetchall()
+                out.extend(
+                    {
+                        "tx_id": r[0],
+                        "log_index": r[1],
+                        "height": r[2],
+                        "device": r[3],
+                        "at": r[4],
+                        "grams": r[5],
+                    }
+                    for r in rows
+                )
+        return out
+
+
+def index_for(node: Any) -> ReadingIndex:
+    """The node's reading index. It catches up with the chain when it is read (a trace), not
+    on every commit, so the commit path never waits for it."""
+    with _LOCK:
+        index = _INDEXES.get(node)
+        if index is None:
+            index = ReadingIndex(node)
+            _INDEXES[node] = index
+    return index
