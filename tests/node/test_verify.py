@@ -6,7 +6,9 @@ data directory, the way a damaged or rewritten copy would look on disk.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import json
 import shutil
 import sqlite3
 import threading
@@ -16,23 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainkit import (
+    CHAIN_ID,
     STAFF_KEY,
     default_contracts,
     flip_byte,
+    genesis_payload,
     make_node,
     submit_all,
     submit_and_wait,
 )
 from tsunagu.identity.contract import IdentityContract
-from tsunagu.ledger.block import COMMITTED, TxResult, results_hash
+from tsunagu.ledger.block import COMMITTED, ZERO_HASH, TxResult, next_state_hash, results_hash
 from tsunagu.ledger.canonical import canonical, sha256_hex
 from tsunagu.ledger.keys import SigningKey
-from tsunagu.ledger.tx import decode_leaf
+from tsunagu.ledger.tx import build_tx, decode_leaf
+from tsunagu.node.executor import Executor, state_hash
 from tsunagu.node.node import CHAIN_DB
 from tsunagu.node.orderer import SoloOrderer
-from tsunagu.node.verify import VerifyReport, _results_hash, verify_chain
+from tsunagu.node.store import SCHEMA, StateStore
+from tsunagu.node.verify import MemoryState, VerifyReport, _results_hash, verify_chain
 
 CONTRACTS = default_contracts()
 
@@ -142,6 +150,7 @@ def test_an_intact_chain_verifies(chain: Chain, copy: Path, workers: int) -> Non
     assert report.seconds > 0
     assert calls[-1] == (chain.blocks, chain.blocks)
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # opened read-only
+    assert gc.isenabled()  # paused while it ran, in this (main) thread
 
 
 def test_progress_is_reported_every_100_blocks(tmp_path: Path) -> None:
@@ -439,3 +448,182 @@ def test_the_results_hash_shortcut_is_exact() -> None:
     ]
     for n in range(len(results) + 1):
         assert _results_hash(results[:n]) == results_hash(results[:n])
+
+
+def test_a_forged_signature_before_an_unreadable_leaf_in_the_same_block_comes_first(
+    chain: Chain, copy: Path
+) -> None:
+    """A leaf that is not even JSON stops the block before its replay: the signatures before it
+    in the block are still checked, and the earlier problem is the one reported."""
+    db = copy / CHAIN_DB
+    txs = block_txs(db, chain.middle)
+    log_index, leaf = txs[2]
+    tx = decode_leaf(leaf)
+    body = {**tx.body(), "signature": SigningKey.generate().sign(tx.signing_bytes()).hex()}
+    forged = canonical(body)
+    _execute(
+        db,
+        "UPDATE txs SET leaf = ?, id = ? WHERE log_index = ?",
+        (forged, sha256_hex(forged), log_index),
+    )
+    last_index, last = txs[-1]
+    _execute(db, "UPDATE txs SET leaf = ? WHERE log_index = ?", (last[:-1], last_index))
+
+    for workers in (0, 2):
+        assert_bad(
+            verify(copy, workers),
+            chain.middle,
+            f"block {chain.middle}: transaction 2 (log index {log_index}) signature",
+        )
+    _execute(db, "UPDATE txs SET leaf = ?, id = ? WHERE log_index = ?", (leaf, tx.id, log_index))
+    assert_bad(
+        verify(copy),
+        chain.middle,
+        f"block {chain.middle}: transaction {len(txs) - 1} (log index {last_index}) leaf does "
+        "not decode",
+    )
+
+
+def test_a_leaf_with_a_valid_signature_but_not_canonical_bytes(chain: Chain, copy: Path) -> None:
+    db = copy / CHAIN_DB
+    log_index, leaf = block_txs(db, chain.middle)[3]
+    spaced = leaf.replace(b'","', b'", "', 1)  # the same JSON value, not its canonical form
+    assert spaced != leaf and json.loads(spaced) == json.loads(leaf)
+    _execute(
+        db,
+        "UPDATE txs SET leaf = ?, id = ? WHERE log_index = ?",
+        (spaced, sha256_hex(spaced), log_index),
+    )
+
+    assert_bad(verify(copy), chain.middle, "transaction 3 ", "leaf does not decode", "canonical")
+
+
+# -- the replay's parts ----------------------------------------------------------------------
+
+TEXT = st.text(st.characters(min_codepoint=1, blacklist_categories=("Cs",)), max_size=4)
+KEYS = st.sampled_from(["", "a", "a/", "a/b", "ab", "b", "é", "日本", "\U0001f600", "a\U0010ffff"])
+ROW_KEY = KEYS | TEXT
+NAMESPACE = st.sampled_from(["app.kv", "app.other", "ledger.seq"])
+WRITE = st.tuples(NAMESPACE, ROW_KEY, st.none() | st.integers(0, 99).map(lambda n: b'{"n":%d}' % n))
+
+
+def _sqlite_state() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    blocks=st.lists(st.lists(WRITE, max_size=8), max_size=5),
+    prefixes=st.lists(KEYS, max_size=4),
+)
+def test_the_memory_state_reads_like_the_store(
+    blocks: list[list[tuple[str, str, bytes | None]]], prefixes: list[str]
+) -> None:
+    conn = _sqlite_state()
+    stored = StateStore(conn)
+    memory = MemoryState()
+    for block in blocks:
+        writes = sorted({(ns, key): value for ns, key, value in block}.items())
+        flat = [(ns, key, value) for (ns, key), value in writes]
+        # The statements Store.write_block runs.
+        puts = [(ns, key, value) for ns, key, value in flat if value is not None]
+        deletes = [(ns, key) for ns, key, value in flat if value is None]
+        conn.executemany("INSERT OR REPLACE INTO state (ns, key, value) VALUES (?,?,?)", puts)
+        conn.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
+        memory.apply(flat)
+        for ns in ("app.kv", "app.other", "ledger.seq", "absent"):
+            for prefix in ["", *prefixes]:
+                assert list(memory.scan(ns, prefix)) == list(stored.scan(ns, prefix))
+            for key in ("", "a", "a/b", "é", "\U0001f600"):
+                assert memory.get_raw(ns, key) == stored.get_raw(ns, key)
+                assert memory.get(ns, key) == stored.get(ns, key)
+    rows = conn.execute("SELECT ns, key, value FROM state ORDER BY ns, key").fetchall()
+    assert memory.rows() == rows
+    assert len(memory) == len(rows)
+
+
+def test_the_memory_state_gives_fresh_values() -> None:
+    memory = MemoryState()
+    memory.apply([("app.kv", "k", b'{"a":1,"b":"x"}'), ("app.kv", "n", b'{"a":[1]}')])
+    for key in ("k", "n"):
+        first = memory.get("app.kv", key)
+        assert first is not None
+        first["a"] = "changed"
+        assert memory.get("app.kv", key) != first
+    memory.apply([("app.kv", "k", b'{"a":2}')])
+    assert memory.get("app.kv", "k") == {"a": 2}
+    memory.apply([("app.kv", "k", None)])
+    assert memory.get("app.kv", "k") is None and memory.get_raw("app.kv", "k") is None
+
+
+STATE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    prev=st.binary(min_size=32, max_size=32).map(bytes.hex),
+    writes=st.lists(
+        st.tuples(
+            STATE_TEXT | st.sampled_from(["ledger.seq", 'a"b', "t\u2028", "\U0001f600", "\x01"]),
+            STATE_TEXT,
+            st.none() | st.sampled_from([b"{}", b'{"seq":3}', b"", b'"\xe6\x97\xa5"']),
+        ),
+        max_size=6,
+    ),
+)
+def test_the_executor_state_hash_is_the_ledger_state_hash(
+    prev: str, writes: list[tuple[str, str, bytes | None]]
+) -> None:
+    assert state_hash(prev, writes) == next_state_hash(prev, writes)
+
+
+def test_the_executor_reports_each_transaction_signer_key() -> None:
+    node_key, admin = SigningKey.generate(), SigningKey.generate()
+    stranger = SigningKey.generate()
+    executor = Executor(CONTRACTS)
+    state = MemoryState()
+
+    def run(height: int, txs: list[Any]) -> tuple[list[str | None], list[bytes | None]]:
+        keys: list[bytes | None] = []
+        execution = executor.execute(
+            state,
+            txs,
+            chain_id=CHAIN_ID,
+            height=height,
+            timestamp="2026-01-01T00:00:00.000Z",
+            first_index=0,
+            prev_state_hash=ZERO_HASH,
+            check_signatures=False,
+            signer_keys=keys,
+        )
+        state.apply(execution.writes)
+        return [r.code for r in execution.results], keys
+
+    payload = genesis_payload(node_key, admin)
+    genesis = build_tx(CHAIN_ID, "identity", "genesis", payload, admin, 1)
+    assert run(0, [genesis]) == ([None], [admin.public_key])
+
+    entry = {"key": "k", "value": 1}
+    codes, keys = run(
+        1,
+        [
+            build_tx(CHAIN_ID, "testkv", "set", entry, STAFF_KEY, 1),
+            build_tx(CHAIN_ID, "testkv", "set", {"key": "k", "value": -1}, STAFF_KEY, 2),
+            build_tx(CHAIN_ID, "testkv", "set", entry, stranger, 1),
+            build_tx("another-chain", "testkv", "set", entry, STAFF_KEY, 3),
+            build_tx(CHAIN_ID, "identity", "genesis", payload, admin, 2),
+            build_tx(CHAIN_ID, "nosuchapp", "x", {}, STAFF_KEY, 4),
+        ],
+    )
+    assert codes == [
+        None,
+        "negative",
+        "unknown_signer",
+        "wrong_chain",
+        "genesis_again",
+        "unknown_app",
+    ]
+    s, a = STAFF_KEY.public_key, admin.public_key
+    assert keys == [s, s, None, s, a, s]

@@ -58,6 +58,27 @@ class Transaction:
     # the transaction's value: ignored by ==, hash and repr).
     _signing: bytes | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def from_body(cls, body: dict[str, Any], leaf: bytes) -> Transaction:
+        """The transaction whose envelope ``body`` was parsed from the stored ``leaf``, taking
+        both as they are: no shape or canonical-form check (:func:`decode_leaf` makes them).
+
+        For readers that check each leaf strictly elsewhere, such as ``tsunagu verify``, whose
+        workers decode every leaf while the chain is replayed. Raises ``KeyError`` or
+        ``TypeError`` when ``body`` is not an object with the envelope's members.
+        """
+        return cls(
+            body["chain_id"],
+            body["app"],
+            body["type"],
+            body["payload"],
+            body["signer"],
+            body["seq"],
+            body["signature"],
+            leaf,
+            sha256_hex(leaf),
+        )
+
     def body(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,

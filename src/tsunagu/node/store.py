@@ -160,6 +160,9 @@ def _result_json(result: TxResult) -> str:
     return json.dumps(result.to_json(), ensure_ascii=False)
 
 
+result_json = _result_json  # public: the exact text write_block stores for a result
+
+
 class Store:
     """Blocks, transactions, the Merkle log and state of one node, in ``chain.db``."""
 

@@ -3,13 +3,18 @@
 Everything stored is recomputed and compared with what is stored: the chain of blocks (heights,
 canonical headers, hashes, links, chain id, timestamps, counts, proposer signatures), every
 transaction (canonical leaf, id, signature), every result and state hash (by replaying the chain
-with the contracts on a fresh in-memory state), the Merkle log (each header's root and every
+with the contracts on a fresh state held in memory), the Merkle log (each header's root and every
 stored node) and, at the end, the whole state table.
 
-Signature checks and strict leaf decoding dominate the cost, so worker processes do them in
-batches while this process replays. The report names the first problem in chain order: the
-lowest block height, and within a block the earliest check (header, proposer signature,
-transactions in order, results, hashes, log).
+Signature checks and strict leaf decoding dominate the cost, so worker processes make them in
+batches while this process replays: it parses each leaf for the replay without the strict
+checks (:meth:`Transaction.from_body`), and the workers decode it strictly
+(:func:`~tsunagu.ledger.tx.decode_leaf`) and check its signature. That split keeps the replaying
+process, which cannot be parallelized, at about a third of the work, so that it is not the
+bottleneck even when the processes share the cores with other work.
+
+The report names the first problem in chain order: the lowest block height, and within a block
+the earliest check (header, proposer signature, transactions in order, results, hashes, log).
 
 Two choices worth knowing:
 
@@ -19,6 +24,11 @@ Two choices worth knowing:
 * A transaction whose signer is not registered (its result is then ``unknown_signer``) has no key
   to check a signature against; only its result is checked.
 
+The replayed state is a :class:`MemoryState`: the rows the ``state`` table would hold, in
+dictionaries. The state hash does not depend on where state is kept (it chains each block's
+sorted writes, see :func:`tsunagu.ledger.block.next_state_hash`), and the final comparison
+checks the stored table row by row against it.
+
 The database is opened with ``mode=ro`` inside one read transaction, so a node may keep writing
 while it is verified: the verifier sees one consistent snapshot. SQLite may create the empty
 ``-wal``/``-shm`` side files a WAL database needs; ``chain.db`` itself is never written.
@@ -26,16 +36,19 @@ while it is verified: the verifier sees one consistent snapshot. SQLite may crea
 
 from __future__ import annotations
 
-import json
+import gc
 import math
 import multiprocessing
 import os
 import sqlite3
 import sys
+import threading
 import time
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,17 +56,17 @@ from urllib.parse import quote
 from tsunagu.contracts import Contract
 from tsunagu.ledger import merkle
 from tsunagu.ledger.block import COMMITTED, ZERO_HASH, BlockHeader, TxResult
-from tsunagu.ledger.canonical import canonical, is_hex, sha256_hex
-from tsunagu.ledger.keys import key_id, verify_signature
+from tsunagu.ledger.canonical import canonical, is_hex, loads_json, sha256_hex
+from tsunagu.ledger.keys import verify_signature
 from tsunagu.ledger.tx import Transaction, decode_leaf
-from tsunagu.node.executor import GENESIS, MEMBER_NS, Execution, Executor, _genesis_signer
+from tsunagu.node.executor import Execution, Executor
 from tsunagu.node.node import CHAIN_DB
-from tsunagu.node.store import SCHEMA, STATE_CACHE_ENTRIES, CachedStateStore, _result_json
+from tsunagu.node.store import result_json
 
-__all__ = ["VerifyReport", "verify_chain"]
+__all__ = ["MemoryState", "VerifyReport", "verify_chain"]
 
 NODE_NS = "identity.node"
-BATCH = 2000  # leaves per worker task: enough that pickling and IPC stay a few percent of the work
+BATCH = 1000  # leaves per worker task: pickling and IPC stay a few percent of the work
 PROGRESS_EVERY = 100  # blocks
 
 # Check stages, in the order a block is checked; they order problems within one block.
@@ -105,6 +118,12 @@ def verify_chain(
         return VerifyReport(False, None, "chain.db is missing", 0, 0, 0.0)
     if workers is None:
         workers = os.cpu_count() or 1
+    # The replay allocates a few short-lived objects per transaction and frees them without
+    # cycles: the cyclic collector would only cost time (about 5% of the replay). It is paused
+    # when this call owns its process (the command, a benchmark), not in a server's thread.
+    pause_gc = threading.current_thread() is threading.main_thread() and gc.isenabled()
+    if pause_gc:
+        gc.disable()  # before the pool forks, so that its workers run without it too
     # The pool forks before any database is open, so no child inherits a live SQLite handle.
     checks = _Checks(workers)
     verifier = None
@@ -118,6 +137,8 @@ def verify_chain(
         checks.close()
         if verifier is not None:
             verifier.close()
+        if pause_gc:
+            gc.enable()
     return VerifyReport(
         ok=problem is None,
         height=None if problem is None else problem.height,
@@ -128,10 +149,89 @@ def verify_chain(
     )
 
 
+# -- the replayed state ----------------------------------------------------------------------
+
+_MISSING: Any = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+FLAT_CACHE_ENTRIES = 10_000
+_KEY_END = "\U0010ffff"  # the scan bound Store's StateStore uses
+
+
+class MemoryState:
+    """State held in memory: what a store's ``state`` table holds after the same writes, read
+    the way the store reads it (a :class:`~tsunagu.contracts.StateReader` with ``get_raw``).
+
+    :meth:`apply` takes an execution's writes (``(ns, key, bytes)`` puts, ``(ns, key, None)``
+    deletes), as ``Store.write_block`` does. Scans return keys in the store's order (SQLite's
+    BINARY collation of UTF-8 text, which is Python's order of ``str``) within the same bounds.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, Any]] = {}
+        # Each scanned namespace's keys in order: built by its first scan, then kept in order.
+        self._sorted: dict[str, list[str]] = {}
+        # Decoded flat objects (members all scalars) by (ns, key), with the bytes they were
+        # decoded from: a copy of one is the fresh value json.loads would give.
+        self._flat: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+
+    def get_raw(self, ns: str, key: str) -> Any:
+        values = self._values.get(ns)
+        return None if values is None else values.get(key)
+
+    def get(self, ns: str, key: str) -> dict[str, Any] | None:
+        values = self._values.get(ns)
+        raw = None if values is None else values.get(key)
+        if raw is None:
+            return None
+        known = self._flat.get((ns, key))
+        if known is not None and known[0] is raw:
+            return dict(known[1])  # callers may change what they get
+        value = loads_json(raw)
+        if type(value) is dict and all(type(v) in _SCALARS for v in value.values()):
+            if len(self._flat) >= FLAT_CACHE_ENTRIES:
+                self._flat.clear()
+            self._flat[(ns, key)] = (raw, dict(value))
+        return value
+
+    def scan(self, ns: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        values = self._values.get(ns)
+        if not values:
+            return iter(())
+        keys = self._sorted.get(ns)
+        if keys is None:
+            keys = self._sorted[ns] = sorted(values)
+        chosen = keys[bisect_left(keys, prefix) : bisect_left(keys, prefix + _KEY_END)]
+        return iter([(key, loads_json(values[key])) for key in chosen])
+
+    def apply(self, writes: Sequence[tuple[str, str, Any]]) -> None:
+        all_values = self._values
+        for ns, key, value in writes:
+            values = all_values.get(ns)
+            if values is None:
+                values = all_values[ns] = {}
+            keys = self._sorted.get(ns)
+            if value is None:
+                if values.pop(key, _MISSING) is not _MISSING and keys is not None:
+                    del keys[bisect_left(keys, key)]
+            else:
+                if keys is not None and key not in values:
+                    insort(keys, key)
+                values[key] = value
+
+    def __len__(self) -> int:
+        return sum(map(len, self._values.values()))
+
+    def rows(self) -> list[tuple[str, str, Any]]:
+        """Every row, ordered by namespace and key."""
+        return sorted(
+            (ns, key, value) for ns, values in self._values.items() for key, value in values.items()
+        )
+
+
 # -- leaves and signatures, in worker processes -----------------------------------------------
 
-# (height, index in block, log index, leaf, the signer's public key or None)
-_TxItem = tuple[int, int, int, bytes, bytes | None]
+# (height, log index of its first transaction, leaves, the signers' public keys or None)
+_TxBlock = tuple[int, int, list[bytes], list[bytes | None]]
 # (height, the proposer's public key, the signature column, the canonical header bytes)
 _HeaderItem = tuple[int, bytes, Any, bytes]
 # (height, stage, index, sub-check, problem): the order of a _Problem and its text
@@ -142,13 +242,18 @@ def _where(height: int, index: int, log_index: int) -> str:
     return f"block {height}: transaction {index} (log index {log_index})"
 
 
-def _check_batch(headers: list[_HeaderItem], txs: list[_TxItem]) -> list[_Failure]:
-    """Runs in a worker: verify proposer signatures, decode leaves strictly and verify their
-    signatures; return what failed.
+def _decode_error(leaf: bytes) -> str:
+    """Why :func:`decode_leaf` refuses a leaf that cannot even be parsed for the replay."""
+    try:
+        decode_leaf(leaf)
+    except Exception as exc:
+        return str(exc)
+    return "it is not a transaction"  # not reachable: decode_leaf is stricter
 
-    Strict decoding (RFC 8785 canonical form, exact envelope) costs a third as much as a
-    signature check, so it is done here too, off the replaying process.
-    """
+
+def _check_batch(headers: list[_HeaderItem], blocks: list[_TxBlock]) -> list[_Failure]:
+    """Runs in a worker: verify proposer signatures, decode leaves strictly and verify their
+    signatures; return what failed."""
     failures: list[_Failure] = []
     for height, public_key, signature, header in headers:
         # The header bytes were checked to be the header's canonical form, so this is exactly
@@ -159,17 +264,23 @@ def _check_batch(headers: list[_HeaderItem], txs: list[_TxItem]) -> list[_Failur
         ):
             problem = f"block {height}: the proposer's signature does not verify"
             failures.append((height, _PROPOSER, 0, 0, problem))
-    for height, index, log_index, leaf, public_key in txs:
-        try:
-            tx = decode_leaf(leaf)
-        except Exception as exc:  # malformed, not canonical, or not JSON at all
-            where = _where(height, index, log_index)
-            failures.append((height, _TX, index, 0, f"{where} leaf does not decode: {exc}"))
-            continue
-        if public_key is None:
-            continue
-        if not verify_signature(public_key, bytes.fromhex(tx.signature), tx.signing_bytes()):
-            where = _where(height, index, log_index)
+    # Every leaf of the batch is decoded first, then every signature verified: alternating the
+    # two (Python objects, then the curve arithmetic's tables) costs about 12% more CPU time.
+    signed: list[tuple[int, int, int, bytes, str, bytes]] = []
+    for height, start, leaves, keys in blocks:
+        for index, (leaf, public_key) in enumerate(zip(leaves, keys, strict=True)):
+            try:
+                tx = decode_leaf(leaf)
+            except Exception as exc:  # malformed, not canonical, or not JSON at all
+                where = _where(height, index, start + index)
+                failures.append((height, _TX, index, 0, f"{where} leaf does not decode: {exc}"))
+                continue
+            if public_key is not None:
+                signed.append((height, start, index, public_key, tx.signature, tx.signing_bytes()))
+    for height, start, index, public_key, signature, message in signed:
+        # decode_leaf has checked the signature to be 128 lowercase hex characters.
+        if not verify_signature(public_key, bytes.fromhex(signature), message):
+            where = _where(height, index, start + index)
             failures.append((height, _TX, index, 1, f"{where} signature does not verify"))
     return failures
 
@@ -185,25 +296,28 @@ class _Checks:
         # Bounded so that a replay faster than the pool cannot pile up leaves in memory.
         self._max_pending = 2 * workers + 2
         self._headers: list[_HeaderItem] = []
-        self._txs: list[_TxItem] = []
+        self._blocks: list[_TxBlock] = []
+        self._size = 0
         self._pending: deque[Any] = deque()
         self.first: _Problem | None = None
 
     def add_header(self, item: _HeaderItem) -> None:
         self._headers.append(item)
-        if len(self._headers) + len(self._txs) >= BATCH:
+        self._size += 1
+        if self._size >= BATCH:
             self.flush()
 
-    def add_tx(self, item: _TxItem) -> None:
-        self._txs.append(item)
-        if len(self._headers) + len(self._txs) >= BATCH:
+    def add_block(self, item: _TxBlock) -> None:
+        self._blocks.append(item)
+        self._size += len(item[2])
+        if self._size >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if not (self._headers or self._txs):
+        if not (self._headers or self._blocks):
             return
-        batch = (self._headers, self._txs)
-        self._headers, self._txs = [], []
+        batch = (self._headers, self._blocks)
+        self._headers, self._blocks, self._size = [], [], 0
         if self._pool is None:
             self._record(_check_batch(*batch))
             return
@@ -233,74 +347,30 @@ class _Checks:
             self._pool = None
 
 
-def _read_leaf(leaf: bytes) -> Transaction:
-    """The transaction the replay needs, without the strict checks (the workers make them).
-
-    Raises on a leaf too broken to replay; :func:`decode_leaf` then says why.
-    """
-    body = json.loads(leaf)
-    return Transaction(
-        chain_id=body["chain_id"],
-        app=body["app"],
-        type=body["type"],
-        payload=body["payload"],
-        signer=body["signer"],
-        seq=body["seq"],
-        signature=body["signature"],
-        leaf=leaf,
-        id=sha256_hex(leaf),
-    )
-
-
-class _KeyedExecutor(Executor):
-    """The node's executor, noting for each transaction the public key its signature must verify
-    under: the signer's member key in the state just before it (for the genesis transaction, the
-    key in its own payload), or ``None`` when the signer is unknown."""
-
-    def __init__(self, contracts: Sequence[Contract]) -> None:
-        super().__init__(contracts)
-        self.keys: list[bytes | None] = []
-        # Member keys by key id. Identity never deletes a member row or changes its key (the id
-        # is the key's hash), so a key once found in the replayed state stays the answer.
-        self._known: dict[str, bytes] = {}
-
-    def _one(self, state: Any, tx: Transaction, chain_id: str, height: int, *rest: Any) -> Any:
-        try:
-            key = self._signer_key(state, tx, height)
-        except Exception:  # a leaf the workers will refuse; keep keys aligned with the txs
-            key = None
-        self.keys.append(key)
-        return super()._one(state, tx, chain_id, height, *rest)
-
-    def _signer_key(self, state: Any, tx: Transaction, height: int) -> bytes | None:
-        if (tx.app, tx.type) == GENESIS and height == 0:
-            member = _genesis_signer(tx)
-            return None if member is None else member.public_key
-        key = self._known.get(tx.signer)
-        if key is None:
-            raw = state.get(MEMBER_NS, tx.signer)
-            if raw is None:
-                return None
-            key = bytes.fromhex(raw["public_key"])
-            if key_id(key) == tx.signer:
-                self._known[tx.signer] = key
-        return key
-
-
 # -- the replay ------------------------------------------------------------------------------
 
 
 class _Rows:
     """A cursor with one row of lookahead."""
 
-    def __init__(self, rows: Iterator[Any]) -> None:
+    def __init__(self, rows: sqlite3.Cursor) -> None:
         self._rows = rows
-        self.peek = next(rows, None)
+        self.peek = rows.fetchone()
 
     def take(self) -> Any:
         row = self.peek
-        self.peek = next(self._rows, None)
+        self.peek = self._rows.fetchone()
         return row
+
+    def take_many(self, count: int) -> list[Any]:
+        """Up to ``count`` rows."""
+        if count <= 0 or self.peek is None:
+            return []
+        rows = [self.peek]
+        if count > 1:
+            rows += self._rows.fetchmany(count - 1)
+        self.peek = self._rows.fetchone()
+        return rows
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -313,6 +383,7 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 _COMMITTED_CANONICAL = canonical(COMMITTED.to_json())
+_COMMITTED_JSON = result_json(COMMITTED)
 
 
 def _results_hash(results: list[TxResult]) -> str:
@@ -339,15 +410,11 @@ class _Verifier:
     ) -> None:
         self.checks = checks
         self.progress = progress
-        self.executor = _KeyedExecutor(contracts)
+        self.executor = Executor(contracts)
         self.height: int | None = None
         self.blocks = 0
         self.transactions = 0
-        self.state_db = sqlite3.connect(":memory:", isolation_level=None)
-        self.state_db.executescript(SCHEMA)
-        # Read the replayed state the way the node's commit path reads committed state.
-        self.state_cache: dict[tuple[str, str], bytes | None] = {}
-        self.state = CachedStateStore(self.state_db, self.state_cache)
+        self.state = MemoryState()
         self.conn = _connect_readonly(path)
         self.prev: BlockHeader | None = None
         self.prev_hash = ZERO_HASH
@@ -356,7 +423,6 @@ class _Verifier:
 
     def close(self) -> None:
         self.conn.close()
-        self.state_db.close()
 
     def run(self) -> _Problem | None:
         try:
@@ -365,15 +431,19 @@ class _Verifier:
             self.checks.drain()
             first = self.checks.first
             return first if first is not None and first.order < problem.order else problem
-        self.checks.drain()
-        if self.checks.first is not None:
-            return self.checks.first
+        # The workers finish their last batches while the log and the state table are checked.
+        self.checks.flush()
         try:
             self._log_nodes_beyond()
             self._state_table()
-        except _Problem as problem:
-            return problem
-        return None
+            problem = None
+        except _Problem as found:
+            problem = found
+        self.checks.drain()
+        first = self.checks.first
+        if first is not None and (problem is None or first.order < problem.order):
+            return first
+        return problem
 
     # -- blocks --------------------------------------------------------------------------
 
@@ -404,9 +474,9 @@ class _Verifier:
             if h > 0:
                 self._proposer(h, header, raw, signature)
             txs, stored_results = self._transactions(h, header)
-            execution = self._replay(h, header, txs, stored_results)
+            writes = self._replay(h, header, txs, stored_results)
             self._log(h, header, txs)
-            self._apply(execution)
+            self.state.apply(writes)
             if h == 0:
                 self._proposer(h, header, raw, signature)
             self.prev = header
@@ -436,7 +506,7 @@ class _Verifier:
         if not isinstance(raw, bytes):
             raise bad("the stored header is not a BLOB")
         try:
-            header = BlockHeader.from_json(json.loads(raw))
+            header = BlockHeader.from_json(loads_json(raw))
         except Exception as exc:  # JSON errors, wrong fields or types: all mean a bad header
             raise bad(f"the stored header does not parse ({exc})") from None
         if header.canonical() != raw:
@@ -483,102 +553,143 @@ class _Verifier:
         self.checks.add_header((h, public_key, signature, raw))
 
     def _transactions(self, h: int, header: BlockHeader) -> tuple[list[Transaction], list[Any]]:
-        start = header.tree_size - header.tx_count
+        """The block's transactions, parsed for the replay (the workers decode them strictly),
+        and their stored results."""
+        count = header.tx_count
+        start = header.tree_size - count
+        rows = self.txs.take_many(count)
         txs: list[Transaction] = []
-        results: list[Any] = []
-        for i in range(header.tx_count):
-            row = self.txs.peek
-            if row is None or row[2] != h:
+        from_body = Transaction.from_body
+        for i, (log_index, tx_id, height, leaf, _) in enumerate(rows):
+            if height != h:
                 raise _Problem(
                     h,
-                    f"block {h}: the header says {header.tx_count} transactions but the store "
-                    f"has {i} at this height",
+                    f"block {h}: the header says {count} transactions but the store has {i} "
+                    "at this height",
                 )
-            log_index, tx_id, _, leaf, result = self.txs.take()
-            where = _where(h, i, log_index)
+            problem = None
             if log_index != start + i:
-                raise _Problem(h, f"{where} should have log index {start + i}", _TX, i)
-            if not isinstance(leaf, bytes):
-                raise _Problem(h, f"{where} leaf is not a BLOB", _TX, i)
-            try:
-                tx = _read_leaf(leaf)
-            except Exception:
+                problem = f"should have log index {start + i}"
+            elif not isinstance(leaf, bytes):
+                problem = "leaf is not a BLOB"
+            else:
                 try:
-                    decode_leaf(leaf)
-                    message = "leaf does not decode"  # not reachable: decode_leaf is stricter
-                except Exception as exc:
-                    message = f"leaf does not decode: {exc}"
-                raise _Problem(h, f"{where} {message}", _TX, i) from None
-            if tx.id != tx_id:
-                raise _Problem(h, f"{where} id column does not match SHA-256 of its leaf", _TX, i)
+                    tx = from_body(loads_json(leaf), leaf)
+                except Exception:  # too broken to replay: decode_leaf says why
+                    problem = f"leaf does not decode: {_decode_error(leaf)}"
+                else:
+                    if tx.id != tx_id:
+                        problem = "id column does not match SHA-256 of its leaf"
+            if problem is not None:
+                # The signatures before it in this block come first in chain order.
+                self._signatures_before(h, header, txs)
+                raise _Problem(h, f"{_where(h, i, log_index)} {problem}", _TX, i)
             txs.append(tx)
-            results.append(result)
+        if len(rows) < count:
+            raise _Problem(
+                h,
+                f"block {h}: the header says {count} transactions but the store has {len(rows)} "
+                "at this height",
+            )
         row = self.txs.peek
         if row is not None and row[2] == h:
             raise _Problem(
                 h,
-                f"block {h}: the store has more than the header's {header.tx_count} "
+                f"block {h}: the store has more than the header's {count} "
                 "transactions at this height",
             )
-        return txs, results
+        return txs, [row[4] for row in rows]
+
+    def _execute(
+        self, h: int, header: BlockHeader, txs: list[Transaction], keys: list[bytes | None]
+    ) -> Execution:
+        return self.executor.execute(
+            self.state,
+            txs,
+            chain_id=self.chain_id,
+            height=h,
+            timestamp=header.timestamp,
+            first_index=header.tree_size - header.tx_count,
+            prev_state_hash=ZERO_HASH if self.prev is None else self.prev.state_hash,
+            check_signatures=False,
+            signer_keys=keys,
+        )
+
+    def _signatures(
+        self, h: int, header: BlockHeader, txs: list[Transaction], keys: list[bytes | None]
+    ) -> None:
+        """Hand the leaves of ``txs`` (the first of the block) and the keys their signatures
+        must verify under to the workers."""
+        start = header.tree_size - header.tx_count
+        self.checks.add_block((h, start, [tx.leaf for tx in txs], keys))
+
+    def _signatures_before(self, h: int, header: BlockHeader, txs: list[Transaction]) -> None:
+        """The signatures of a block's first ``txs``, before the one that failed: their keys
+        come from replaying them."""
+        keys: list[bytes | None] = []
+        try:
+            self._execute(h, header, txs, keys)
+        except Exception:  # the replay would report it, after the failed transaction
+            return
+        self._signatures(h, header, txs, keys)
 
     def _replay(
         self, h: int, header: BlockHeader, txs: list[Transaction], stored: list[Any]
-    ) -> Execution:
+    ) -> list[tuple[str, str, bytes | None]]:
         start = header.tree_size - header.tx_count
-        self.executor.keys = []
+        keys: list[bytes | None] = []
         try:
-            execution = self.executor.execute(
-                self.state,
-                txs,
-                chain_id=self.chain_id,
-                height=h,
-                timestamp=header.timestamp,
-                first_index=start,
-                prev_state_hash=ZERO_HASH if self.prev is None else self.prev.state_hash,
-                check_signatures=False,
-            )
+            execution = self._execute(h, header, txs, keys)
         except Exception as exc:  # a contract that crashes on the chain's own data
             raise _Problem(h, f"block {h}: replay failed ({exc!r})", _RESULT) from None
         # Leaves go to the workers before the results are compared, so that a bad leaf or
         # signature is found even when a later check of the same block fails first here.
-        for i, (tx, key) in enumerate(zip(txs, self.executor.keys, strict=True)):
-            self.checks.add_tx((h, i, start + i, tx.leaf, key))
-        for i, (result, stored_result) in enumerate(zip(execution.results, stored, strict=True)):
-            expected = _result_json(result)  # exactly what Store.write_block stores
-            if stored_result != expected:
-                raise _Problem(
-                    h,
-                    f"{_where(h, i, start + i)} result differs from the replay: "
-                    f"stored {_short(stored_result)}, replayed {expected}",
-                    _RESULT,
-                    i,
-                )
-        if _results_hash(execution.results) != header.results_hash:
+        self._signatures(h, header, txs, keys)
+        results = execution.results
+        # Exactly what Store.write_block stores for each result.
+        expected = [_COMMITTED_JSON if r is COMMITTED else result_json(r) for r in results]
+        if expected != stored:
+            for i, (mine, theirs) in enumerate(zip(expected, stored, strict=True)):
+                if mine != theirs:
+                    raise _Problem(
+                        h,
+                        f"{_where(h, i, start + i)} result differs from the replay: "
+                        f"stored {_short(theirs)}, replayed {mine}",
+                        _RESULT,
+                        i,
+                    )
+        if _results_hash(results) != header.results_hash:
             raise _Problem(h, f"block {h}: results_hash does not match the results", _HASHES)
         if execution.state_hash != header.state_hash:
             raise _Problem(
                 h, f"block {h}: state_hash does not match the replayed state", _HASHES, 1
             )
-        return execution
+        return execution.writes
 
     def _log(self, h: int, header: BlockHeader, txs: list[Transaction]) -> None:
-        leaf_hash = merkle.leaf_hash
-        frontier, nodes = merkle.append(self.frontier, [leaf_hash(tx.leaf) for tx in txs])
+        frontier, nodes = merkle.append(
+            self.frontier, [sha256(b"\x00" + tx.leaf).digest() for tx in txs]
+        )
         if frontier.root().hex() != header.tree_root:
             raise _Problem(
                 h, f"block {h}: tree_root does not match the log recomputed from its leaves", _LOG
             )
-        # This block completed a contiguous run of indexes at each level: one range read each.
+        # This block completed a contiguous run of indexes at each level (in the order append
+        # completed them): one range read each, compared as a whole.
         by_level: dict[int, list[tuple[int, bytes]]] = {}
         for level, index, node in nodes:
             by_level.setdefault(level, []).append((index, node))
-        query = "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx BETWEEN ? AND ?"
+        query = (
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx BETWEEN ? AND ? ORDER BY idx"
+        )
         for level in sorted(by_level):
             expected = by_level[level]
-            stored = dict(self.conn.execute(query, (level, expected[0][0], expected[-1][0])))
+            stored = self.conn.execute(query, (level, expected[0][0], expected[-1][0])).fetchall()
+            if stored == expected:
+                continue
+            found = dict(stored)
             for index, node in expected:
-                got = stored.get(index)
+                got = found.get(index)
                 if got != node:
                     state = "is missing" if got is None else "differs"
                     raise _Problem(
@@ -586,21 +697,6 @@ class _Verifier:
                     )
         self.frontier = frontier
         self.node_count += len(nodes)
-
-    def _apply(self, execution: Execution) -> None:
-        # The same statements Store.write_block runs, so the final tables compare byte for byte.
-        puts = [(ns, key, value) for ns, key, value in execution.writes if value is not None]
-        deletes = [(ns, key) for ns, key, value in execution.writes if value is None]
-        db = self.state_db
-        db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO state (ns, key, value) VALUES (?,?,?)", puts)
-        db.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
-        db.execute("COMMIT")
-        cache = self.state_cache
-        if len(cache) > STATE_CACHE_ENTRIES:
-            cache.clear()
-        for ns, key, value in execution.writes:
-            cache[(ns, key)] = value
 
     # -- after the last block ------------------------------------------------------------
 
@@ -632,13 +728,20 @@ class _Verifier:
         ).fetchone()
         if row is not None:
             raise _Problem(None, f"state row {_short(row[0])}/{_short(row[1])} has a non-text key")
-        # Both sides are TEXT ordered by SQLite's BINARY collation, i.e. by UTF-8 bytes, which is
-        # Python's str order: one merge pass names the first differing row.
         query = "SELECT ns, key, value FROM state ORDER BY ns, key"
+        # Every stored row equal to the replayed one, and as many rows: the tables are equal.
+        get_raw = self.state.get_raw
+        rows = self.conn.execute(query).fetchall()
+        if len(rows) == len(self.state) and all(get_raw(n, k) == v for n, k, v in rows):
+            return
+        # They differ: name the first differing row in (ns, key) order. Both sides are TEXT
+        # ordered by SQLite's BINARY collation, i.e. by UTF-8 bytes, which is Python's str
+        # order: one merge pass finds it.
         stored = _Rows(self.conn.execute(query))
-        replayed = _Rows(self.state_db.execute(query))
-        while stored.peek is not None or replayed.peek is not None:
-            a, b = stored.peek, replayed.peek
+        replayed = iter(self.state.rows())
+        b = next(replayed, None)
+        while stored.peek is not None or b is not None:
+            a = stored.peek
             if b is None or (a is not None and (a[0], a[1]) < (b[0], b[1])):
                 raise _Problem(None, f"state row {a[0]}/{a[1]} is not in the replayed state")
             if a is None or (b[0], b[1]) < (a[0], a[1]):
@@ -646,4 +749,4 @@ class _Verifier:
             if a[2] != b[2]:
                 raise _Problem(None, f"state row {a[0]}/{a[1]} differs from the replayed state")
             stored.take()
-            replayed.take()
+            b = next(replayed, None)
