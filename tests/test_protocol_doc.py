@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from democache import demo_copy
 from tsunagu.ledger import merkle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,12 +315,11 @@ def test_client_imports_only_stdlib_and_cryptography() -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from tsunagu.demo import create_demo
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
     apps = discover_apps()
-    node, private = create_demo(tmp_path_factory.mktemp("protocol-demo"), None, apps, "pw")
+    node, private = demo_copy(tmp_path_factory.mktemp("protocol-demo"), apps, "pw")
     admin = private.signing_key(private.user("admin"))
     receipt = node.submit_signed(
         admin,

@@ -18,6 +18,7 @@ import pytest
 import rfc8785
 from fastapi.testclient import TestClient
 
+from democache import demo_copy
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import build_tx
 
@@ -33,12 +34,11 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from tsunagu.demo import create_demo
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
     apps = discover_apps()
-    node, private = create_demo(tmp_path_factory.mktemp("api-errors"), None, apps, PASSWORD)
+    node, private = demo_copy(tmp_path_factory.mktemp("api-errors"), apps, PASSWORD)
     admin = private.signing_key(private.user("admin"))
     for key in (CLIENT_KEY, REVOKED_KEY, REPLAY_KEY):
         payload = {"public_key": key.public_key.hex(), "org": "hachioji", "roles": ["staff"]}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from democache import demo_copy
 from e2e.conftest import demo_server  # noqa: F401 (the browser tests' demo server fixture)
 from tsunagu.identity.private import PrivateStore
 from tsunagu.node.node import Node
@@ -47,13 +48,12 @@ class DemoApp:
 
 @pytest.fixture(scope="package")
 def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoApp]:
-    from tsunagu.demo import create_demo
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
     apps = discover_apps()
     data = tmp_path_factory.mktemp("documents-demo")
-    node, private = create_demo(data, None, apps, PASSWORD)
+    node, private = demo_copy(data, apps, PASSWORD)
     try:
         yield DemoApp(node, private, create_app(node, private, apps), data)
     finally:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from democache import demo_copy
 from tsunagu.apps.relief import catalog
 from tsunagu.apps.relief import labels as labels_module
 from tsunagu.identity.private import PrivateStore
@@ -117,12 +118,11 @@ class Relief:
 
 @pytest.fixture(scope="module")
 def relief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relief]:
-    from tsunagu.demo import create_demo
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
     apps = discover_apps()
-    node, private = create_demo(tmp_path_factory.mktemp("relief-api"), None, apps, PASSWORD)
+    node, private = demo_copy(tmp_path_factory.mktemp("relief-api"), apps, PASSWORD)
     app = create_app(node, private, apps)
     http = TestClient(app, follow_redirects=False)
     tokens = {}

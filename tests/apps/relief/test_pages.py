@@ -18,6 +18,7 @@ import pytest
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
+from democache import demo_copy
 from tsunagu.apps.relief import catalog
 
 PASSWORD = "pw"
@@ -53,12 +54,11 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    from tsunagu.demo import create_demo
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
 
     apps = discover_apps()
-    node, private = create_demo(tmp_path_factory.mktemp("relief-pages"), None, apps, PASSWORD)
+    node, private = demo_copy(tmp_path_factory.mktemp("relief-pages"), apps, PASSWORD)
     try:
         yield Site(node, create_app(node, private, apps))
     finally:
