@@ -18,12 +18,18 @@ if [ "${1:-}" = "--quick" ]; then
   "$PY" bench/commit_http.py --per-client 60 --warmup 10
   "$PY" bench/verify_speed.py --count 100000
   "$PY" bench/proof_latency.py --samples 500 --warmup 100
+  "$PY" bench/eco_ingest.py --small
+  "$PY" bench/eco_report.py --small
+  "$PY" bench/consortium.py --clients 48 --per-client 20 --catch-up-txs 1000
 else
   "$PY" bench/ed25519_ceiling.py
   "$PY" bench/commit_inprocess.py
   "$PY" bench/commit_http.py
   "$PY" bench/verify_speed.py
   "$PY" bench/proof_latency.py
+  "$PY" bench/eco_ingest.py
+  "$PY" bench/eco_report.py     # builds 1,000,000 readings' state first: ~10 minutes
+  "$PY" bench/consortium.py
 fi
 echo
 "$PY" bench/report.py
