@@ -135,3 +135,26 @@ def test_every_platform_page_is_accessible(
     expect(page.locator("main")).to_contain_text("住民")
     check("/account?lang=en")
     check("/explorer?lang=en")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("username", "path"), [(None, "/relief/scan"), ("shop1", "/eco/shop")])
+def test_scanners_share_the_camera_module(
+    page: Page, demo_server: DemoServer, username: str | None, path: str
+) -> None:
+    """Both scan pages run /static/qrscan.js: with no camera (headless Chromium has none)
+    the start button says so in Japanese, and the page raises no script error."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    loaded: list[str] = []
+    page.on("response", lambda r: loaded.append(r.url) if r.ok else None)
+    if username:
+        login(page, demo_server, username)
+    page.goto(demo_server.url + path)
+    page.locator("[data-scanner] [data-start]").click()
+    expect(page.locator("[data-scan-status]")).to_have_text(
+        "ここではカメラを使えません。コードを入力してください。", timeout=10_000
+    )
+    assert any(u.endswith("/static/qrscan.js") for u in loaded)
+    assert any(u.endswith("/static/vendor/jsQR.js") for u in loaded)
+    assert errors == []

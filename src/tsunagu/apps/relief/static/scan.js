@@ -1,9 +1,6 @@
-// The label scanner: BarcodeDetector where the browser has it, else jsQR on camera frames.
-// It only navigates to the package page of a code read from this site's /r/ URLs.
-const root = document.querySelector("[data-scanner]");
-const video = root.querySelector("[data-video]");
-const canvas = root.querySelector("[data-canvas]");
-const status = root.querySelector("[data-scan-status]");
+// The label scanner (the camera loop is /static/qrscan.js). It only navigates to the package
+// page of a code read from this site's /r/ URLs.
+import { startScanner } from "/static/qrscan.js";
 
 function target(text) {
   try {
@@ -15,53 +12,4 @@ function target(text) {
   }
 }
 
-async function detector() {
-  if ("BarcodeDetector" in window) {
-    try {
-      const formats = await window.BarcodeDetector.getSupportedFormats();
-      if (formats.includes("qr_code")) {
-        const d = new window.BarcodeDetector({ formats: ["qr_code"] });
-        return async () => (await d.detect(video)).map((c) => c.rawValue);
-      }
-    } catch {
-      /* fall through to jsQR */
-    }
-  }
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  return async () => {
-    if (!window.jsQR || !video.videoWidth) return [];
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    context.drawImage(video, 0, 0);
-    const image = context.getImageData(0, 0, canvas.width, canvas.height);
-    const code = window.jsQR(image.data, image.width, image.height);
-    return code ? [code.data] : [];
-  };
-}
-
-root.querySelector("[data-start]").addEventListener("click", async () => {
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
-  } catch {
-    status.textContent = root.dataset.msgNoCamera;
-    return;
-  }
-  video.srcObject = stream;
-  video.hidden = false;
-  await video.play();
-  status.textContent = root.dataset.msgScanning;
-  const detect = await detector();
-  const tick = async () => {
-    for (const text of await detect().catch(() => [])) {
-      const path = target(text);
-      if (path) {
-        stream.getTracks().forEach((t) => t.stop());
-        location.assign(path);
-        return;
-      }
-    }
-    requestAnimationFrame(tick);
-  };
-  tick();
-});
+startScanner(target);
