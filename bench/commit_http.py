@@ -129,8 +129,14 @@ def request(body: bytes) -> bytes:
     ) + body
 
 
-async def load(port: int, lanes: list[list[bytes]], warmup: int, server_cpu) -> dict:
-    """Each lane is one client's requests in order; the first ``warmup`` are not measured."""
+async def load(
+    ports: int | list[int], lanes: list[list[bytes]], warmup: int, server_cpu=None
+) -> dict:
+    """Each lane is one client's requests in order; the first ``warmup`` are not measured.
+    Client ``c`` talks to ``ports[c % len(ports)]`` (one server: a single port).
+    ``server_cpu``, when given, returns the server's CPU seconds so far."""
+    ports = [ports] if isinstance(ports, int) else ports
+    server_cpu = server_cpu or (lambda: 0.0)
     clock = time.perf_counter
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -139,7 +145,7 @@ async def load(port: int, lanes: list[list[bytes]], warmup: int, server_cpu) -> 
     warm_left = len(lanes)
     marks: dict[str, float] = {}
 
-    async def client(requests: list[bytes]) -> None:
+    async def client(port: int, requests: list[bytes]) -> None:
         nonlocal warm_left
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         sock = writer.get_extra_info("socket")
@@ -171,12 +177,13 @@ async def load(port: int, lanes: list[list[bytes]], warmup: int, server_cpu) -> 
         marks["server_cpu_end"] = server_cpu()
 
     cpu = time.process_time()
-    await asyncio.gather(*(client(lane) for lane in lanes))
+    await asyncio.gather(*(client(ports[c % len(ports)], lane) for c, lane in enumerate(lanes)))
     cpu = time.process_time() - cpu
     return {
         "latencies": latencies,
         "statuses": statuses,
         "errors": errors,
+        "start": marks["start"],
         "seconds": marks["end"] - marks["start"],
         "client_cpu": cpu,
         "server_cpu": marks["server_cpu_end"] - marks["server_cpu"],

@@ -37,7 +37,7 @@ from typing import Any
 import chain
 import common
 import httpx
-from commit_http import _LENGTH, request
+from commit_http import load, request
 
 from tsunagu import cluster
 from tsunagu.ledger.keys import SigningKey
@@ -111,55 +111,6 @@ def free_base() -> int:
             continue
         return base
     raise SystemExit("no free ports")
-
-
-async def load(ports: list[int], lanes: list[list[bytes]], warmup: int) -> dict[str, Any]:
-    """Lane c posts to ``ports[c % len(ports)]``; the first ``warmup`` requests of each lane
-    are not measured."""
-    clock = time.perf_counter
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors: list[str] = []
-    ready = asyncio.Event()
-    warm_left = len(lanes)
-    marks: dict[str, float] = {}
-
-    async def client(port: int, requests: list[bytes]) -> None:
-        nonlocal warm_left
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            for i, req in enumerate(requests):
-                if i == warmup:
-                    warm_left -= 1
-                    if warm_left == 0:
-                        marks["start"] = clock()
-                        ready.set()
-                    await ready.wait()
-                began = clock()
-                writer.write(req)
-                head = await reader.readuntil(b"\r\n\r\n")
-                match = _LENGTH.search(head)
-                body = await reader.readexactly(int(match.group(1)) if match else 0)
-                done = clock()
-                status = int(head[9:12])
-                if i >= warmup:
-                    statuses[status] = statuses.get(status, 0) + 1
-                    latencies.append(done - began)
-                    if status != 201 and len(errors) < 5:
-                        errors.append(body[:300].decode(errors="replace"))
-        finally:
-            writer.close()
-        marks["end"] = max(marks.get("end", 0.0), clock())
-
-    await asyncio.gather(*(client(ports[c % len(ports)], lane) for c, lane in enumerate(lanes)))
-    return {
-        "latencies": latencies,
-        "statuses": statuses,
-        "errors": errors,
-        "start": marks["start"],
-        "seconds": marks["end"] - marks["start"],
-    }
 
 
 def lanes_for(bodies: list[dict[str, Any]], clients: int, signers: int) -> list[list[bytes]]:
