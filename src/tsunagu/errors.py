@@ -109,3 +109,12 @@ class Rejected(TsunaguError):
     status = 409
     message_en = "The transaction was rejected."
     message_ja = "取引は拒否されました。"
+
+
+class InternalError(TsunaguError):
+    """A bug: still answered in the API's own format, never a bare text/plain 500."""
+
+    code = "internal_error"
+    status = 500
+    message_en = "Internal error. The request may not have been processed; try again."
+    message_ja = "内部エラーが発生しました。処理されていない可能性があります。再度お試しください。"

@@ -603,3 +603,27 @@ def test_a_contract_refusal_is_a_problem_with_its_tx_id(http: TestClient) -> Non
         "/api/v1/tx", json=_signed(payload=payload), headers={"accept-language": "ja"}
     ).json()
     assert japanese["detail"] == japanese["detail_ja"] != japanese["detail_en"]
+
+
+# --- a bug still answers in the API's format ------------------------------------------------
+
+
+def _broken(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("injected fault")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_an_unexpected_failure_is_a_500_problem(
+    demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lang: str
+) -> None:
+    """The FastAPI handler and the plain-ASGI write path give the same 500 problem."""
+    http = TestClient(demo["app"], raise_server_exceptions=False)
+    headers = {"accept-language": lang}
+    monkeypatch.setattr(demo["node"], "status", _broken)
+    monkeypatch.setattr(demo["node"], "submit_queued", _broken)
+    read = assert_problem(http.get("/api/v1/status", headers=headers), 500, "internal_error")
+    write = assert_problem(
+        http.post("/api/v1/tx", json=_signed(), headers=headers), 500, "internal_error"
+    )
+    assert read["detail"] == write["detail"] == read[f"detail_{lang}"]
+    assert "injected fault" not in json.dumps(read) + json.dumps(write)

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tsunagu import __version__
-from tsunagu.errors import TsunaguError
+from tsunagu.errors import InternalError, TsunaguError
 from tsunagu.identity.private import PrivateStore
 from tsunagu.node.node import Node
 from tsunagu.platform import App
@@ -154,14 +154,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
-        # A bug must still answer in the API's own format, never a bare text/plain 500.
-        error = TsunaguError(
-            "Internal error. The request may not have been processed; try again.",
-            "内部エラーが発生しました。処理されていない可能性があります。再度お試しください。",
-            code="internal_error",
-            status=500,
-        )
-        return _problem(request, error)
+        return _problem(request, InternalError())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

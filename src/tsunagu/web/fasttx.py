@@ -21,8 +21,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tsunagu.errors import TsunaguError
+from tsunagu.errors import InternalError, TsunaguError
 from tsunagu.ledger.tx import decode_tx
+from tsunagu.web.deps import committed
 from tsunagu.web.limits import DEFAULT_LIMIT, too_large
 
 PATH = "/api/v1/tx"
@@ -71,8 +72,6 @@ class FastTx:
         if not isinstance(envelope, dict):
             await self.app(scope, _replay(body, receive), send)
             return
-        from tsunagu.web.deps import committed
-
         try:
             tx = decode_tx(envelope)
             receipt = await committed(self.node().submit_queued(tx))
@@ -80,13 +79,7 @@ class FastTx:
             await _answer(send, error.status, PROBLEM, _problem_bytes(error, ja))
             return
         except Exception:
-            error = TsunaguError(
-                "Internal error. The request may not have been processed; try again.",
-                "内部エラーが発生しました。処理されていない可能性があります。再度お試しください。",
-                code="internal_error",
-                status=500,
-            )
-            await _answer(send, 500, PROBLEM, _problem_bytes(error, ja))
+            await _answer(send, 500, PROBLEM, _problem_bytes(InternalError(), ja))
             return
         out = (
             f'{{"tx_id":"{receipt.tx_id}","height":{receipt.height},'
