@@ -176,3 +176,16 @@ def test_the_pdf_route_serves_the_certificate(community: Community):
     (decoded,) = [r.text for r in zxingcpp.read_barcodes(image)]
     assert decoded.endswith(f"/community/credentials/{item['hash']}")
     assert community.http.get(decoded.replace("http://testserver", "")).status_code == 200
+
+
+def test_an_organiser_added_in_the_same_second_as_valid_from_counts():
+    # validFrom is stamped to the second, chain times to the millisecond (the CI flake that
+    # failed the issuer check of a credential signed right after its organiser was added).
+    member = {"roles": ["organiser"], "org": "g", "since": "2026-11-29T10:00:05.300Z"}
+    same_second = issuing._parse("2026-11-29T10:00:05Z")
+    before = issuing._parse("2026-11-29T10:00:04Z")
+    assert issuing._was_organiser(member, "g", same_second)
+    assert not issuing._was_organiser(member, "g", before)
+    assert not issuing._was_organiser(member, "other", same_second)
+    revoked = {**member, "revoked_at": "2026-11-29T10:00:06.000Z"}
+    assert not issuing._was_organiser(revoked, "g", issuing._parse("2026-11-29T10:00:07Z"))

@@ -144,7 +144,9 @@ def _was_organiser(member: dict[str, Any] | None, org: str | None, at: datetime 
     if member is None or at is None or "organiser" not in member.get("roles", ()):
         return False
     since = _parse(member.get("since", "")) if member.get("since") else None
-    if since is not None and since > at:
+    # validFrom has whole seconds while chain times have milliseconds: an organiser added at
+    # 10:00:05.300 signed a credential stamped 10:00:05 in that same second.
+    if since is not None and since.replace(microsecond=0) > at:
         return False
     revoked = member.get("revoked_at")
     if revoked and (_parse(revoked) or at) <= at:
