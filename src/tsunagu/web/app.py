@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -11,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from tsunagu import __version__
 from tsunagu.errors import InternalError, TsunaguError
@@ -18,6 +20,7 @@ from tsunagu.identity.private import PrivateStore
 from tsunagu.node.node import Node
 from tsunagu.platform import App
 from tsunagu.web.deps import language, render
+from tsunagu.web.fasttx import PATH as TX_PATH
 from tsunagu.web.fasttx import FastTx
 from tsunagu.web.i18n import Catalog
 from tsunagu.web.limits import BodyLimit
@@ -71,13 +74,33 @@ def _problem(request: Request, error: TsunaguError) -> Response:
     )
 
 
+class TsunaguAPI(FastAPI):
+    """The FastAPI application, with client-signed writes (``POST /api/v1/tx``) taken before
+    its middleware stack: they go to :class:`FastTx`, which hands anything it does not fully
+    understand back to the stack (see fasttx.py)."""
+
+    fast_tx: FastTx | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_tx
+        if (
+            fast is not None
+            and scope["type"] == "http"
+            and scope["path"] == TX_PATH
+            and scope["method"] == "POST"
+        ):
+            await fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     node: Node,
     private: PrivateStore,
     apps: list[App],
     public_base_url: str | None = None,
 ) -> FastAPI:
-    app = FastAPI(
+    app = TsunaguAPI(
         title="Tsunagu つなぐ",
         version=__version__,
         description=(
@@ -101,8 +124,7 @@ def create_app(
         if tsunagu_app.on_start:
             tsunagu_app.on_start(app.state.services)
     app.add_middleware(BodyLimit)
-    # Outermost: client-signed writes skip the FastAPI stack (see fasttx.py).
-    app.add_middleware(FastTx, node=lambda: app.state.services.node)
+    app.fast_tx = FastTx(partial(FastAPI.__call__, app), node=lambda: app.state.services.node)
     for tsunagu_app in apps:
         if tsunagu_app.static:
             app.mount(

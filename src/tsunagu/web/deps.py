@@ -16,6 +16,7 @@ from tsunagu.errors import Forbidden, Rejected, TsunaguError, Unauthorized, Unav
 from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
 from tsunagu.node.orderer import Pending
+from tsunagu.web import bridge
 from tsunagu.web.i18n import pick_language
 from tsunagu.web.services import Services
 
@@ -116,9 +117,8 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 async def committed(pending: Pending) -> Receipt:
     """Wait until the transaction's block is durable; raise if the contract refused it."""
     try:
-        receipt: Receipt = await asyncio.wait_for(
-            asyncio.wrap_future(pending.future), COMMIT_TIMEOUT
-        )
+        async with asyncio.timeout(COMMIT_TIMEOUT):
+            receipt: Receipt = await bridge.wait(pending.future)
     except TimeoutError as exc:
         raise Unavailable() from exc
     if receipt.status != "committed":

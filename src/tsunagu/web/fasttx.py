@@ -4,7 +4,8 @@
 through, at thousands of requests a second. Through FastAPI each request cost about 0.7 ms
 of event-loop CPU (routing, middleware, dependency solving, body validation) for work that
 is: read a small JSON body, decode the envelope, hand it to the node and wait for its block.
-This middleware does exactly that and nothing else, before the FastAPI stack.
+:class:`FastTx` does exactly that and nothing else; the application
+(:class:`tsunagu.web.app.TsunaguAPI`) hands it these requests before its middleware stack.
 
 It answers only requests it fully understands: a JSON object body (the envelope), sent as
 ``application/json``, within the API body limit. Anything else (another path, method or
