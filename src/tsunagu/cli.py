@@ -151,6 +151,13 @@ def serve(
             help="Blocks kept in etcd; older ones come from peers.",
         ),
     ] = 2000,
+    commit_process: Annotated[
+        bool,
+        typer.Option(
+            "--commit-process/--no-commit-process",
+            help="solo: execute and write blocks in a child process (uses a second core).",
+        ),
+    ] = False,
 ) -> None:
     """Serve an existing node's data folder."""
     from tsunagu.node.node import CHAIN_DB
@@ -168,6 +175,10 @@ def serve(
     url = advertise_url or f"http://{host}:{port}"
     if orderer == "solo":
         node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms)
+        if commit_process:
+            from tsunagu.node.commitproc import ProcessCommitter
+
+            node.committer = ProcessCommitter()
     else:
         from tsunagu.node.peers import PeerMonitor
         from tsunagu.node.replicator import EtcdOrderer

@@ -28,9 +28,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve(data: Path, port: int, log: Path) -> subprocess.Popen:
+def _serve(data: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tsunagu.cli", "serve", "--data", str(data)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tsunagu.cli", "serve", "--data", str(data), "--port", str(port)],
+        [*command, "--port", str(port), *extra],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -74,7 +75,10 @@ def test_kill_9_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
     acked: list[str] = []
     for round_ in range(3):
         port = _free_port()
-        process = _serve(data, port, log)
+        # The second round kills a node whose blocks are written by its commit process
+        # (serve --commit-process): the kernel takes the child down with it.
+        extra = ("--commit-process",) if round_ == 1 else ()
+        process = _serve(data, port, log, *extra)
         url = f"http://127.0.0.1:{port}"
         token = httpx.post(
             url + "/api/v1/auth/token", data={"username": "staff1", "password": PASSWORD}

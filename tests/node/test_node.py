@@ -126,3 +126,37 @@ def test_committed_blocks_survive_a_reopen(demo_dir: Path) -> None:
         assert again.status == "committed"
     finally:
         node.stop()
+
+
+def test_a_block_is_acknowledged_only_after_the_wal_sync_that_covers_it(tmp_path: Path):
+    """Blocks commit without waiting for the disk; the syncer's fsync of the WAL comes
+    before any receipt of the blocks it covers (the real store, its sync observed)."""
+    from chainkit import STAFF_KEY, make_node
+
+    node, _ = make_node(tmp_path)
+    synced: list[int] = []
+    real_sync = node.store.sync
+
+    def observed_sync() -> None:
+        height = node.head.height  # every block up to here is in the WAL being synced
+        real_sync()
+        synced.append(height)
+
+    node.store.sync = observed_sync  # type: ignore[method-assign]
+    early: list[int] = []
+
+    def check(future) -> None:
+        receipt = future.result()
+        if not synced or max(synced) < receipt.height:
+            early.append(receipt.height)
+
+    pending = [
+        node.submit_signed(STAFF_KEY, "testkv", "set", {"key": f"k{n}", "value": n})
+        for n in range(300)
+    ]
+    for p in pending:
+        p.future.add_done_callback(check)
+    heights = {p.future.result(10).height for p in pending}
+    node.stop()
+    assert len(heights) > 1 and synced
+    assert early == []

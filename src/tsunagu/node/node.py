@@ -32,6 +32,7 @@ from tsunagu.node.apply import Built, check_block
 from tsunagu.node.executor import MEMBER_NS, SEQ_NS, Executor
 from tsunagu.node.orderer import Orderer, Pending, SoloOrderer
 from tsunagu.node.store import Head, Store
+from tsunagu.node.syncer import Syncer
 
 NODE_KEY_FILE = "node_key.json"
 NO_CHAIN_EN = "This node has no chain yet."
@@ -118,6 +119,9 @@ class Node:
         self._admission_thread: threading.Thread | None = None
         self._admission_lock = threading.Lock()
         self._admission_closed = False
+        self._syncer: Syncer | None = None
+        # A ProcessCommitter (commitproc.py) when the solo engine commits in a child process.
+        self.committer: Any = None
         self.head: Head | None = self.store.head(self.store.writer)
         self.frontier = self.store.frontier(self.store.writer)
         self.listeners: list[Callable[[Block], None]] = []
@@ -137,6 +141,10 @@ class Node:
 
     def start(self) -> None:
         if not self._started:
+            if self.committer is not None:
+                self.committer.start(self)
+            else:
+                self._syncer = Syncer(lambda: self.store.sync(), self.settle, self.fail)
             self.orderer.start(self)
             self._admission_closed = False
             self._started = True
@@ -145,6 +153,11 @@ class Node:
         if self._started:
             self._stop_admission()
             self.orderer.stop()
+            if self.committer is not None:
+                self.committer.stop()
+            if self._syncer is not None:
+                self._syncer.stop()  # what the orderer committed is synced and answered
+                self._syncer = None
             self._started = False
         self.store.close()
 
@@ -240,6 +253,17 @@ class Node:
         of being raised here. The caller's thread then never spends the signature check."""
         if not self._started:
             raise Unavailable()
+        if self.committer is not None and self.committer.checks_signatures:
+            # The commit process checks the signature before the transaction goes into a
+            # block; the other checks are cheap and done here, without a thread hop.
+            pending = Pending(tx, signature_checked=False)
+            try:
+                self._check_signed(tx, verified=True)
+                with self._lock:
+                    self._admit_locked(tx, True, checked=True, pending=pending)
+            except BaseException as exc:
+                pending.future.set_exception(exc)
+            return pending
         pending = Pending(tx)
         with self._admission_lock:
             if self._admission_closed:  # the node is stopping
@@ -309,15 +333,23 @@ class Node:
     # -- commit path (the orderer's thread only) ----------------------------------------
 
     def deliver(self, batch: list[Pending]) -> None:
-        """Turn one ordered batch into this node's next block, commit it, answer its clients
-        (what the solo orderer calls)."""
+        """Turn one ordered batch into this node's next block and commit it (what the solo
+        orderer calls); its clients are answered once the syncer has made it durable."""
+        if self.committer is not None:
+            self.committer.deliver(batch)  # built, written and synced in the child process
+            return
         try:
             built = self.build_block([p.tx for p in batch])
-            block = self.write_built(built)
+            block = self.write_built(built, durable=False)
         except Exception as exc:  # a failed commit acknowledges nothing
             self.fail(batch, Unavailable(f"The block could not be committed: {exc}"))
             return
-        self.settle(batch, block, built.reasons_ja)
+        syncer = self._syncer
+        if syncer is None:  # not started through start(): sync here
+            self.store.sync()
+            self.settle(batch, block, built.reasons_ja)
+        else:
+            syncer.put(batch, block, built.reasons_ja)
 
     _deliver = deliver
 
@@ -419,10 +451,11 @@ class Node:
     def write_built(self, built: Built, durable: bool = True) -> Block:
         """Commit a block built on the current head: one SQLite transaction.
 
-        ``durable`` (this node's own blocks, which it acknowledges) syncs the commit to disk
-        before returning. A block taken from etcd or a peer is written without waiting for
-        the disk: a crash may lose it (never the database's consistency), and the node then
-        reads it again; the next durable commit syncs it along."""
+        ``durable`` syncs the commit to disk before returning. Otherwise the commit does not
+        wait for the disk: a power loss may lose it (never the database's consistency) until
+        :meth:`Store.sync` or the next durable commit syncs it along. The solo engine's
+        blocks are acknowledged only after the syncer's ``Store.sync``; a block taken from
+        etcd or a peer is read again if it was lost."""
         conn = self.store.writer
         block = built.block
         if block.header.prev_hash != (ZERO_HASH if self.head is None else self.head.hash):

@@ -1,0 +1,109 @@
+"""The solo engine with its commit path in a child process (``serve --commit-process``):
+same blocks and receipts as in-process, a chain that verifies, and a dead child answered
+with 503 instead of hanging writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from chainkit import STAFF_KEY, make_node
+from tsunagu.errors import Unavailable
+from tsunagu.ledger.canonical import sha256
+from tsunagu.ledger.keys import SigningKey
+from tsunagu.ledger.tx import BadSignature, build_tx, decode_tx
+from tsunagu.node.commitproc import ProcessCommitter, platform_contracts
+from tsunagu.node.node import Node
+from tsunagu.node.orderer import SoloOrderer
+from tsunagu.node.verify import verify_chain
+
+TIMEOUT = 30.0
+
+
+def _register(n: int) -> dict:
+    digest = sha256(f"commit process {n}".encode()).hex()
+    return {"sha256": digest, "title": f"文書 {n}", "category": "other"}
+
+
+@pytest.fixture
+def node(tmp_path: Path):
+    """A chain with the platform's contracts, reopened with a commit process."""
+    first, _ = make_node(tmp_path, platform_contracts())
+    first.stop()
+    node = Node(first.data_dir, platform_contracts(), SoloOrderer(max_txs=64, max_wait=0.005))
+    node.committer = ProcessCommitter()
+    node.start()
+    yield node
+    node.stop()
+
+
+def test_blocks_from_the_child_are_durable_verified_and_answered(node: Node):
+    other = SigningKey.generate()  # not a member: refused at admission, nothing written
+    custodial = [
+        node.submit_signed(STAFF_KEY, "documents", "register", _register(n)) for n in range(150)
+    ]
+    receipts = [p.future.result(TIMEOUT) for p in custodial]
+    assert {r.status for r in receipts} == {"committed"}
+    assert len({r.height for r in receipts}) > 1  # several blocks, in order
+    assert [r.index for r in receipts] == sorted(r.index for r in receipts)
+
+    # The same document again: the contract refuses it inside the block, with its reason.
+    again = node.submit_signed(STAFF_KEY, "documents", "register", _register(3))
+    refused = again.future.result(TIMEOUT)
+    assert refused.status == "rejected" and refused.code == "already_registered"
+    assert refused.reason_ja == "このSHA-256の文書は既に登録されています。"
+
+    # A client-signed transaction through the queued admission path.
+    seq = node._committed_seq(STAFF_KEY.key_id) + 1
+    signed = build_tx(node.chain_id, "documents", "register", _register(999), STAFF_KEY, seq)
+    assert node.submit_queued(signed).future.result(TIMEOUT).status == "committed"
+    stranger = build_tx(node.chain_id, "documents", "register", _register(1000), other, 1)
+    with pytest.raises(Exception, match="not registered"):
+        node.submit_queued(stranger).future.result(TIMEOUT)
+
+    # Client-signed with a bad signature, in the same batch as good ones: refused as at
+    # admission (the child checks it), never in a block; the good ones commit.
+    base = node._committed_seq(STAFF_KEY.key_id)
+    good = [
+        build_tx(node.chain_id, "documents", "register", _register(2000 + n), STAFF_KEY, base + n)
+        for n in (1, 2)
+    ]
+    forged = decode_tx(dict(good[1].to_json(), seq=base + 3))  # the signature is seq 2's
+    tree_before = node.head.tree_size
+    pendings = [node.submit_queued(t) for t in (good[0], good[1], forged)]
+    assert [p.future.result(TIMEOUT).status for p in pendings[:2]] == ["committed"] * 2
+    with pytest.raises(BadSignature):
+        pendings[2].future.result(TIMEOUT)
+    assert node.head.tree_size == tree_before + 2
+    assert node.store.tx(forged.id) is None
+
+    # The parent's view is the child's chain: head, state and the stored blocks agree.
+    head = node.head
+    assert head is not None and node.store.head() == head
+    doc = node.store.state().get("documents.doc", _register(999)["sha256"])
+    assert doc is not None and doc["title"] == "文書 999"
+    node.stop()
+    report = verify_chain(node.data_dir, platform_contracts(), workers=0)
+    assert report.ok, report
+    assert report.transactions == head.tree_size and report.blocks == head.height + 1
+
+
+def test_a_dead_commit_process_fails_writes_fast_and_keeps_reads(node: Node):
+    ok = node.submit_signed(STAFF_KEY, "documents", "register", _register(1))
+    assert ok.future.result(TIMEOUT).status == "committed"
+    child = node.committer._process
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + TIMEOUT
+    while node.committer.dead is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.committer.dead is not None
+    began = time.monotonic()
+    pending = node.submit_signed(STAFF_KEY, "documents", "register", _register(2))
+    with pytest.raises(Unavailable):
+        pending.future.result(TIMEOUT)
+    assert time.monotonic() - began < 5
+    assert node.status()["height"] == node.head.height  # reads still answer
