@@ -133,7 +133,7 @@ def test_a_block_is_acknowledged_only_after_the_wal_sync_that_covers_it(tmp_path
     before any receipt of the blocks it covers (the real store, its sync observed)."""
     from chainkit import STAFF_KEY, make_node
 
-    node, _ = make_node(tmp_path)
+    node, _ = make_node(tmp_path, orderer=SoloOrderer(max_txs=32))  # several blocks
     synced: list[int] = []
     real_sync = node.store.sync
 

@@ -7,22 +7,18 @@ answered at once and never reaches a block, and no rule is written twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 
-from tsunagu.apps.community.contract import CommunityContract
 from tsunagu.apps.community.service import CommunityStore, store_for
-from tsunagu.contracts import TxContext
-from tsunagu.errors import Forbidden, Rejected, TsunaguError
+from tsunagu.errors import Rejected, TsunaguError
 from tsunagu.identity.private import User
-from tsunagu.ledger.block import format_timestamp
 from tsunagu.node.node import Receipt
+from tsunagu.web import writes
 from tsunagu.web.deps import committed, services
 
 APP = "community"
-CONTRACT = CommunityContract()
 FORBIDDEN = {"forbidden_role", "other_group", "not_party", "bad_token"}
 UNKNOWN = {"unknown_activity", "unknown_session", "unknown_help", "unknown_credential"}
 BAD_INPUT = {
@@ -61,23 +57,7 @@ def http_error(exc: Rejected) -> TsunaguError:
 
 def precheck(request: Request, user: User, tx_type: str, payload: dict[str, Any]) -> None:
     """Run the contract on committed state as if the transaction were next; raise its refusal."""
-    node = services(request).node
-    member = node.member(user.key_id)
-    if member is None:
-        raise Forbidden()
-    parsed = CONTRACT.parse(tx_type, payload)
-    head = node.head
-    ctx = TxContext(
-        app=APP,
-        tx_id="0" * 64,
-        tx_type=tx_type,
-        signer=member,
-        height=(head.height if head else 0) + 1,
-        timestamp=format_timestamp(datetime.now(UTC)),
-        log_index=head.tree_size if head else 0,
-        _state=node.store.state(),
-    )
-    CONTRACT.apply(ctx, parsed)
+    writes.precheck(services(request).node, user.key_id, APP, tx_type, payload)
 
 
 async def submit(

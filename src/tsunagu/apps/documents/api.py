@@ -13,7 +13,8 @@ from tsunagu.apps.documents.contract import CATEGORIES, REGISTRAR_ROLES, Categor
 from tsunagu.errors import NotFound, Unavailable
 from tsunagu.identity.private import User
 from tsunagu.ledger import merkle
-from tsunagu.web.deps import committed, require_roles, services
+from tsunagu.web.deps import require_roles, services
+from tsunagu.web.writes import submit_as
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex SHA-256")]
 
@@ -49,9 +50,7 @@ registrar = require_roles(*REGISTRAR_ROLES)
 
 
 async def submit(request: Request, user: User, type_: str, payload: dict) -> Committed:
-    svc = services(request)
-    key = svc.private.signing_key(user)
-    receipt = await committed(svc.node.submit_signed(key, "documents", type_, payload))
+    receipt = await submit_as(request, user, "documents", type_, payload)
     sha = payload.get("new_sha256") or payload["sha256"]
     return Committed(tx_id=receipt.tx_id, height=receipt.height, index=receipt.index, sha256=sha)
 

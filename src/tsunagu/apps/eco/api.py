@@ -26,7 +26,8 @@ from tsunagu.identity.private import User
 from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.node.node import Receipt
-from tsunagu.web.deps import committed, current_user, require_roles, services
+from tsunagu.web.deps import current_user, require_roles, services
+from tsunagu.web.writes import submit_as
 
 PREFIX = "/api/v1/eco"
 FORBIDDEN = {
@@ -116,10 +117,8 @@ async def submit(
 ) -> Receipt:
     """Sign as ``user`` (custodial key), wait for the block, and raise the contract's
     refusal with an HTTP status that fits it."""
-    svc = services(request)
-    key = svc.private.signing_key(user)
     try:
-        return await committed(svc.node.submit_signed(key, app, type_, payload))
+        return await submit_as(request, user, app, type_, payload)
     except Rejected as exc:
         raise status_for(exc) from None
 

@@ -41,7 +41,8 @@ from tsunagu.errors import Forbidden, InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
 from tsunagu.places import municipalities
-from tsunagu.web.deps import committed, current_user, require_roles, services
+from tsunagu.web.deps import current_user, require_roles, services
+from tsunagu.web.writes import submit_as
 
 PREFIX = "/api/v1/relief"
 KEEPALIVE_SECONDS = 15.0
@@ -354,10 +355,8 @@ def inbox(request: Request) -> Inbox:
 
 
 async def submit(request: Request, user: User, type_: str, payload: dict[str, Any]) -> Receipt:
-    svc = services(request)
-    key = svc.private.signing_key(user)
     try:
-        return await committed(svc.node.submit_signed(key, "relief", type_, payload))
+        return await submit_as(request, user, "relief", type_, payload)
     except Rejected as exc:
         if exc.code in FORBIDDEN:
             exc.status = 403
