@@ -65,8 +65,8 @@ def test_blocks_from_the_child_are_durable_verified_and_answered(node: Node):
     with pytest.raises(Exception, match="not registered"):
         node.submit_queued(stranger).future.result(TIMEOUT)
 
-    # Client-signed with a bad signature, in the same batch as good ones: refused as at
-    # admission (the child checks it), never in a block; the good ones commit.
+    # Client-signed with a bad signature, among good ones: refused at admission, never in a
+    # block; the good ones commit.
     base = node._committed_seq(STAFF_KEY.key_id)
     good = [
         build_tx(node.chain_id, "documents", "register", _register(2000 + n), STAFF_KEY, base + n)

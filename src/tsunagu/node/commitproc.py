@@ -36,7 +36,7 @@ from typing import Any
 from tsunagu.errors import Unavailable
 from tsunagu.ledger import merkle
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
-from tsunagu.ledger.tx import BadSignature, decode_leaf
+from tsunagu.ledger.tx import decode_leaf
 from tsunagu.node.orderer import Pending
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ def _child(conn: Connection, data_dir: str) -> None:
             conn.send(message)
 
     def settle(_: Any, block: Block | None, extra: Any) -> None:
-        if block is None:  # the batch failed, or had no good transaction, before a block
-            send(extra if isinstance(extra, tuple) else ("error", extra))
+        if block is None:  # the batch failed before it became a block
+            send(("error", extra))
             return
-        reasons_ja, writes, bad = extra
+        reasons_ja, writes = extra
         send(
             (
                 "ok",
@@ -79,7 +79,6 @@ def _child(conn: Connection, data_dir: str) -> None:
                 [r.to_json() for r in block.results],
                 reasons_ja,
                 writes,
-                bad,
             )
         )
 
@@ -94,17 +93,13 @@ def _child(conn: Connection, data_dir: str) -> None:
             if message is None:
                 break
             try:
-                txs, bad = _checked(node, message)
-                if not txs:  # every signature was bad: no block
-                    syncer.put([], None, ("none", bad))  # type: ignore[arg-type]
-                    continue
-                built = node.build_block(txs)
+                built = node.build_block([decode_leaf(leaf) for leaf in message])
                 block = node.write_built(built, durable=False)
             except Exception as exc:
                 syncer.put([], None, f"The block could not be committed: {exc}")  # type: ignore[arg-type]
                 continue
             writes = [w for w in built.writes if w[0] in (SEQ_NS, MEMBER_NS)]
-            syncer.put([], block, (built.reasons_ja, writes, bad))
+            syncer.put([], block, (built.reasons_ja, writes))
     except EOFError:  # the parent is gone
         pass
     finally:
@@ -112,22 +107,6 @@ def _child(conn: Connection, data_dir: str) -> None:
         node.store.close()
         with contextlib.suppress(OSError):
             send(("bye",))
-
-
-def _checked(node: Any, message: list[tuple[bytes, bool]]) -> tuple[list[Any], list[int]]:
-    """The batch's transactions whose signatures hold, and the positions of those that do
-    not (never put in a block: their clients are refused as at admission). Admission has
-    already found every signer among the committed members."""
-    txs, bad = [], []
-    for i, (leaf, checked) in enumerate(message):
-        tx = decode_leaf(leaf)
-        if not checked:
-            member = node.member(tx.signer)
-            if member is None or not tx.verify(member.public_key):
-                bad.append(i)
-                continue
-        txs.append(tx)
-    return txs, bad
 
 
 class ProcessCommitter:
@@ -141,8 +120,6 @@ class ProcessCommitter:
         self._in_flight: collections.deque[list[Pending]] = collections.deque()
         self._lock = threading.Lock()
         self.dead: str | None = None  # why the child is gone, once it is
-        # The child checks client signatures (Node.submit_queued then admits without them).
-        self.checks_signatures = True
         self.node: Any = None
 
     def start(self, node: Any) -> None:
@@ -177,7 +154,7 @@ class ProcessCommitter:
                 return
             self._in_flight.append(batch)
             try:
-                self._conn.send([(p.tx.leaf, p.signature_checked) for p in batch])
+                self._conn.send([p.tx.leaf for p in batch])
             except OSError as exc:
                 self._in_flight.pop()
                 self._slots.release()
@@ -216,8 +193,6 @@ class ProcessCommitter:
             try:
                 if message[0] == "ok":
                     self._committed(batch, *message[1:])
-                elif message[0] == "none":
-                    self.node.fail(batch, BadSignature())
                 else:
                     self.node.fail(batch, Unavailable(message[1]))
             except Exception as exc:  # the child's block does not fit this node's head
@@ -236,15 +211,10 @@ class ProcessCommitter:
         results: list[dict[str, Any]],
         reasons_ja: list[str | None],
         writes: list[tuple[str, str, bytes | None]],
-        bad: list[int],
     ) -> None:
         import json
 
         node = self.node
-        if bad:
-            dropped = set(bad)
-            node.fail([batch[i] for i in bad], BadSignature())
-            batch = [p for i, p in enumerate(batch) if i not in dropped]
         header = BlockHeader.from_json(json.loads(header_bytes))
         txs = tuple(p.tx for p in batch)
         head = node.head

@@ -253,17 +253,6 @@ class Node:
         of being raised here. The caller's thread then never spends the signature check."""
         if not self._started:
             raise Unavailable()
-        if self.committer is not None and self.committer.checks_signatures:
-            # The commit process checks the signature before the transaction goes into a
-            # block; the other checks are cheap and done here, without a thread hop.
-            pending = Pending(tx, signature_checked=False)
-            try:
-                self._check_signed(tx, verified=True)
-                with self._lock:
-                    self._admit_locked(tx, True, checked=True, pending=pending)
-            except BaseException as exc:
-                pending.future.set_exception(exc)
-            return pending
         pending = Pending(tx)
         with self._admission_lock:
             if self._admission_closed:  # the node is stopping

@@ -23,8 +23,6 @@ class Pending:
 
     tx: Transaction
     future: Future = field(default_factory=Future)
-    # False when admission left the signature check to the committer (commitproc.py).
-    signature_checked: bool = True
 
 
 Deliver = Callable[[list[Pending]], None]
