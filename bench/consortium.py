@@ -30,6 +30,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -136,15 +138,29 @@ def wait_tree_size(urls: list[str], size: int, timeout: float = 600) -> float:
         time.sleep(0.02)
 
 
+def orderer(url: str) -> dict[str, Any]:
+    return httpx.get(url + "/api/v1/consortium/self", timeout=10).json()["orderer"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=96)
     parser.add_argument("--per-client", type=int, default=100, help="measured requests each")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--signers", type=int, default=960)
-    parser.add_argument("--catch-up-txs", type=int, default=6000)
+    parser.add_argument("--catch-up-txs", type=int, default=20000)
     parser.add_argument("--block-max-txs", type=int, default=500)
     parser.add_argument("--block-max-wait-ms", type=int, default=10)
+    parser.add_argument(
+        "--catch-up-only",
+        action="store_true",
+        help="skip the measured load: only the catch-up part, printed and not recorded",
+    )
+    parser.add_argument(
+        "--profile-catch-up",
+        metavar="FILE",
+        help="record the restarted node with py-spy (--threads, raw format) into FILE",
+    )
     args = parser.parse_args()
     if args.signers % args.clients:
         raise SystemExit("--signers must be a multiple of --clients")
@@ -156,8 +172,8 @@ def main() -> None:
     dirs = create_chain(root, args.signers)
     ids = [(ident, "voting") for ident, _ in node_keys()]
     per_client = args.warmup + args.per_client
-    rounds = -(-(per_client * args.clients) // args.signers)
-    bodies = chain.presign(rounds * args.signers, args.signers, tag="consortium")
+    rounds = 0 if args.catch_up_only else -(-(per_client * args.clients) // args.signers)
+    bodies = chain.presign(rounds * args.signers, args.signers, tag="consortium") if rounds else []
     lanes = [lane[:per_client] for lane in lanes_for(bodies, args.clients, args.signers)]
     extra = ["--block-max-txs", str(args.block_max_txs)]
     extra += ["--block-max-wait-ms", str(args.block_max_wait_ms)]
@@ -167,15 +183,17 @@ def main() -> None:
     urls = [n["url"] for n in info["nodes"]]
     ports = [int(u.rsplit(":", 1)[1]) for u in urls]
     try:
-        result = asyncio.run(load(ports, lanes, args.warmup))
-        ok = result["statuses"].get(201, 0)
-        # Every acknowledged transaction is in its node's log by now: wait for all three.
-        everywhere = wait_tree_size(urls, max(status(u)["tree_size"] for u in urls))
-        all_three = ok / (everywhere - result["start"])
-        engines = [
-            httpx.get(u + "/api/v1/consortium/self", timeout=10).json()["orderer"] for u in urls
-        ]
-        lat_ms = [x * 1000 for x in result["latencies"]]
+        if args.catch_up_only:
+            result = {"statuses": {}, "seconds": 1.0, "start": 0.0, "errors": []}
+            ok, all_three, engines, lat_ms = 0, 0.0, [], [0.0]
+        else:
+            result = asyncio.run(load(ports, lanes, args.warmup))
+            ok = result["statuses"].get(201, 0)
+            # Every acknowledged transaction is in its node's log by now: wait for all three.
+            everywhere = wait_tree_size(urls, max(status(u)["tree_size"] for u in urls))
+            all_three = ok / (everywhere - result["start"])
+            engines = [orderer(u) for u in urls]
+            lat_ms = [x * 1000 for x in result["latencies"]]
 
         # Catch-up: node 3 is killed, nodes 1 and 2 take more writes, node 3 restarts.
         victim = info["nodes"][2]
@@ -188,6 +206,15 @@ def main() -> None:
         target = status(urls[0])
         victim["pid"] = cluster._spawn(victim["argv"], root / "node-3.log")
         cluster.write(root, info)  # so that cluster.down stops the restarted node too
+        spy = None
+        if args.profile_catch_up:
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            options = ["--threads", "-f", "raw", "-r", "200", "-o", args.profile_catch_up]
+            spy = subprocess.Popen(
+                [py_spy, "record", *options, "-p", str(victim["pid"])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         began_h = None
         while True:
             try:
@@ -201,6 +228,10 @@ def main() -> None:
             if got["height"] >= target["height"]:
                 break
             time.sleep(0.02)
+        catching_engine = orderer(urls[2])
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+            spy.wait(timeout=60)
         caught_blocks = target["height"] - began_h
         caught_txs = target["tree_size"] - began_size
         caught_s = max(now - began_t, 1e-6)
@@ -247,6 +278,7 @@ def main() -> None:
             "transactions": caught_txs,
             "seconds": round(caught_s, 3),
             "from_height": began_h,
+            "orderer": catching_engine,
         },
     }
     notes = [
@@ -254,8 +286,12 @@ def main() -> None:
         "Catch-up is timed from the restarted node's first answer, so process start-up is not "
         "counted; blocks it applied before answering are not counted either.",
     ]
+    if args.catch_up_only:
+        metrics = metrics[4:]
+        print(json.dumps(params["catch_up"], indent=1))
     common.print_metrics("consortium", ceiling, metrics)
-    common.write_result("consortium", machine, ceiling, metrics, params, notes)
+    if not args.catch_up_only:
+        common.write_result("consortium", machine, ceiling, metrics, params, notes)
 
 
 if __name__ == "__main__":

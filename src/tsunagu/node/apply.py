@@ -16,6 +16,7 @@ from typing import Any
 from tsunagu.errors import TsunaguError
 from tsunagu.ledger import merkle
 from tsunagu.ledger.block import ZERO_HASH, Block, results_hash, verify_header_signature
+from tsunagu.ledger.tx import Transaction
 
 NODE_NS = "identity.node"
 
@@ -51,11 +52,56 @@ def _node_key(value: Any) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """Signature checks made for a block's transactions before it is executed (by
+    :mod:`tsunagu.node.catchup`, in worker processes): transaction ``i``'s signature was checked
+    under ``keys[i]`` (``None``: not checked) and ``valid[i]`` says whether it verified."""
+
+    keys: list[bytes | None]
+    valid: list[bool]
+
+
 def check_block(node: Any, block: Block) -> Built:
     """Everything :class:`~tsunagu.node.node.Node` must know before it writes ``block``
     on its head; raises :class:`BadBlock` naming the first failed check."""
+    return check_next(node, block, node.head, node.frontier, node.store.committed_state())
+
+
+def _signatures_hold(txs: tuple[Transaction, ...], keys: list[bytes | None], ahead: Ahead) -> bool:
+    """Whether every transaction's signature verifies under the key the executor says it must
+    verify under (``keys``, from state as it is just before that transaction), using the
+    checks made ahead where they were made under that same key."""
+    for i, key in enumerate(keys):
+        if key is None:
+            continue  # no registered key: the executor refuses it before any signature check
+        if ahead.keys[i] == key:
+            if not ahead.valid[i]:
+                return False
+        elif not txs[i].verify(key):  # e.g. a key registered earlier in the same run
+            return False
+    return True
+
+
+def check_next(
+    node: Any,
+    block: Block,
+    head: Any,
+    frontier: merkle.Frontier,
+    state: Any,
+    ahead: Ahead | None = None,
+) -> Built:
+    """:func:`check_block` for ``block`` on ``head`` (a :class:`~tsunagu.node.store.Head` or
+    ``None``) with the log ``frontier`` and committed ``state`` as they are after ``head``:
+    a node checking a run of blocks before it writes any of them passes each block's
+    predecessor and the state the run has reached.
+
+    With ``ahead``, the block is executed without checking signatures inside the executor,
+    and then every signature is required to verify under the key the executor reports for its
+    transaction (from ``ahead`` when it was checked under that key, else here). If one does
+    not, the block is executed again with the executor's own checks, so the results are
+    always exactly those of :func:`check_block`."""
     header = block.header
-    head = node.head
     h = header.height
     expected = 0 if head is None else head.height + 1
     if h != expected:
@@ -68,25 +114,32 @@ def check_block(node: Any, block: Block) -> Built:
         raise _bad(h, "its timestamp is before the previous block's")
     if header.tx_count != len(block.txs) or header.tx_count != len(block.results):
         raise _bad(h, "tx_count does not match its transactions")
-    if header.tree_size != node.frontier.size + header.tx_count:
+    if header.tree_size != frontier.size + header.tx_count:
         raise _bad(h, "tree_size is not the log's size plus tx_count")
-    state = node.store.committed_state()
     if head is not None:
         public_key = _node_key(state.get(NODE_NS, header.proposer))
         if public_key is None:
             raise _bad(h, f"proposer {header.proposer!r} is not a registered node")
         if not verify_header_signature(header, block.signature, public_key):
             raise _bad(h, "the proposer's signature does not verify")
-    execution = node.executor.execute(
-        state,
-        list(block.txs),
-        chain_id=header.chain_id,
-        height=h,
-        timestamp=header.timestamp,
-        first_index=node.frontier.size,
-        prev_state_hash=ZERO_HASH if head is None else head.state_hash,
-        check_signatures=True,
-    )
+    txs = list(block.txs)
+    context = {
+        "chain_id": header.chain_id,
+        "height": h,
+        "timestamp": header.timestamp,
+        "first_index": frontier.size,
+        "prev_state_hash": ZERO_HASH if head is None else head.state_hash,
+    }
+    execution = None
+    if ahead is not None:
+        keys: list[bytes | None] = []
+        execution = node.executor.execute(
+            state, txs, check_signatures=False, signer_keys=keys, **context
+        )
+        if not _signatures_hold(block.txs, keys, ahead):
+            execution = None
+    if execution is None:
+        execution = node.executor.execute(state, txs, check_signatures=True, **context)
     for i, (mine, theirs) in enumerate(zip(execution.results, block.results, strict=True)):
         if mine.to_json() != theirs.to_json():
             raise _bad(h, f"transaction {i}: result {theirs.to_json()} but {mine.to_json()} here")
@@ -95,7 +148,8 @@ def check_block(node: Any, block: Block) -> Built:
     if execution.state_hash != header.state_hash:
         raise _bad(h, "state_hash does not match the state computed here")
     leaves = [merkle.leaf_hash(tx.leaf) for tx in block.txs]
-    frontier, nodes = merkle.append(node.frontier, leaves)
+    first_index = frontier.size
+    frontier, nodes = merkle.append(frontier, leaves)
     if frontier.root().hex() != header.tree_root:
         raise _bad(h, "tree_root does not match the log with its transactions")
     meta = None
@@ -108,6 +162,4 @@ def check_block(node: Any, block: Block) -> Built:
         if not verify_header_signature(header, block.signature, public_key):
             raise _bad(h, "the proposer's signature does not verify")
         meta = {"chain_id": header.chain_id}
-    return Built(
-        block, node.frontier.size, frontier, nodes, execution.writes, execution.reasons_ja, meta
-    )
+    return Built(block, first_index, frontier, nodes, execution.writes, execution.reasons_ja, meta)

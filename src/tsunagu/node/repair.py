@@ -2,8 +2,9 @@
 
 The node's ``chain.db`` (lost, or damaged in any way) is rebuilt from nothing: blocks are
 fetched from the peers' block API and each one is checked by this node's own code, exactly as
-a block from etcd is (:mod:`tsunagu.node.apply`): proposer signature, transactions,
-re-execution, results, state hash, log root. When two or more peers answer, a block is taken
+a block from etcd is (:mod:`tsunagu.node.apply`; a batch at a time, as a node catching up does:
+:mod:`tsunagu.node.catchup`): proposer signature, transactions, re-execution, results, state
+hash, log root. When two or more peers answer, a block is taken
 only if every answering peer serves the same block at that height (compared by their block
 digests), so no single peer's word decides. The node's private, off-chain data (accounts,
 keys, secrets, app databases) is left as it is. The damaged file is kept beside the new one
@@ -22,10 +23,10 @@ from typing import Any
 import httpx
 
 from tsunagu.contracts import Contract
+from tsunagu.node.catchup import CatchUp, Range
 from tsunagu.node.node import CHAIN_DB, NODE_KEY_FILE, Node, load_node_key
 from tsunagu.node.orderer import SoloOrderer
 from tsunagu.node.peers import block_digests
-from tsunagu.node.wire import block_from_wire
 
 BATCH = 200  # blocks per request (the digests API takes up to 2,000)
 
@@ -75,18 +76,27 @@ def repair_node(
     shutil.copy2(data_dir / NODE_KEY_FILE, scratch / NODE_KEY_FILE)
     node = Node(scratch, contracts, SoloOrderer())
     node._chain_id = chain_id
+    catchup = CatchUp(node)
+
+    def fetch(start: int) -> Range:
+        """Blocks ``start`` to at most ``start + BATCH - 1`` (no further than ``top``) from
+        the first peer, with the digests every peer agrees on."""
+        end = min(top, start + BATCH - 1)
+        agreed = _agreed_digests(client, sources, start, end)
+        raw = _get(client, sources[0], "/api/v1/consortium/blocks", start=start, limit=BATCH)
+        blocks = raw["blocks"][: end - start + 1]
+        if len(blocks) != end - start + 1:
+            raise RepairFailed(f"{sources[0]} did not serve blocks {start} to {end}")
+        return Range(start, blocks, end < top, agreed)
+
     try:
-        for start in range(0, top + 1, BATCH):
-            end = min(top, start + BATCH - 1)
-            agreed = _agreed_digests(client, sources, start, end)
-            raw = _get(client, sources[0], "/api/v1/consortium/blocks", start=start, limit=BATCH)
-            blocks = [block_from_wire(b) for b in raw["blocks"]][: end - start + 1]
-            if len(blocks) != end - start + 1:
-                raise RepairFailed(f"{sources[0]} did not serve blocks {start} to {end}")
-            for block in blocks:
-                node.apply_block(block)
-            conn = node.store.reader()
-            mine = block_digests(conn, start, end)
+        # Each batch is checked and written as one run (see tsunagu.node.catchup) while the
+        # next one is fetched.
+        for fetched in catchup.ranges(fetch, 0):
+            catchup.apply(fetched.prepared or [])
+            start, end = fetched.start, fetched.start + len(fetched.raws) - 1
+            mine = block_digests(node.store.reader(), start, end)
+            agreed = fetched.info
             if agreed is not None and mine != agreed:
                 first = next(i for i, (a, b) in enumerate(zip(mine, agreed, strict=True)) if a != b)
                 raise RepairFailed(f"block {start + first} differs from what the peers hold")
@@ -97,6 +107,8 @@ def repair_node(
     except Exception as exc:
         node.store.close()
         raise RepairFailed(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        catchup.close()
     node.store.close()
 
     report = verify_chain(scratch, contracts)  # the whole check, before anything is replaced

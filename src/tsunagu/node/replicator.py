@@ -34,9 +34,10 @@ import httpx
 
 from tsunagu.errors import Unavailable
 from tsunagu.node.apply import BadBlock
+from tsunagu.node.catchup import CatchUp, Prepared, Range
 from tsunagu.node.etcd import KV, EtcdClient, EtcdUnavailable, prefix_end
 from tsunagu.node.orderer import Pending
-from tsunagu.node.wire import block_from_wire, decode_block, encode_block
+from tsunagu.node.wire import decode_block, encode_block
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,13 @@ class EtcdOrderer:
         self._threads: list[threading.Thread] = []
         self.node: Any = None
         self.keys: Keys | None = None
+        self.catchup: CatchUp | None = None
 
     # -- the Orderer interface -------------------------------------------------------------
 
     def start(self, node: Any) -> None:
         self.node = node
+        self.catchup = CatchUp(node)
         self._stopping = False
         for target, name in ((self._run, "etcd-orderer"), (self._watch, "etcd-watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -150,6 +153,8 @@ class EtcdOrderer:
         for thread in self._threads[:1]:  # the watch thread is a daemon blocked on a socket
             thread.join(timeout=10)
         self._threads = []
+        if self.catchup is not None:
+            self.catchup.close()
 
     def wake(self) -> None:
         self._queue.put(_WAKE)
@@ -163,6 +168,7 @@ class EtcdOrderer:
             "behind": self.behind,
             **self.counts,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "checked": dict(self.catchup.checked) if self.catchup is not None else {},
         }
 
     # -- the ordering thread -----------------------------------------------------------------
@@ -373,62 +379,104 @@ class EtcdOrderer:
         return block
 
     def _catch_up(self) -> None:
-        keys = self.keys
-        assert keys is not None
+        """Apply what etcd holds beyond this node's head, a range at a time (each range one
+        run, see :mod:`tsunagu.node.catchup`); while it is behind, the next ranges are fetched
+        and checked while one is applied."""
+        assert self.keys is not None and self.catchup is not None
         while True:
             head = self.node.head
             want = 0 if head is None else head.height + 1
-            began = time.perf_counter()
-            kvs, _ = self.client.range(
-                keys.block(want), keys.blocks_end, limit=CATCH_UP_BATCH, serializable=True
-            )
-            self.seconds["look"] += time.perf_counter() - began
-            if not kvs:
-                self.behind = None
-                return
-            if keys.height(kvs[0].key) > want:  # etcd no longer holds what comes next
-                first = keys.height(kvs[0].key)
-                self.behind = f"blocks {want} to {first - 1} must come from peers"
-                if not self._from_peers(until=first):
-                    return
-                continue
-            for kv in kvs:
-                if keys.height(kv.key) != self.node.head.height + 1:
-                    break
-                self._apply_kv(kv)
-            if len(kvs) < CATCH_UP_BATCH:
-                self.behind = None
+            ranges = self.catchup.ranges(self._etcd_range, want)
+            try:
+                for fetched in ranges:
+                    kvs = fetched.info
+                    if not kvs:
+                        self.behind = None
+                        return
+                    first = self.keys.height(kvs[0].key)
+                    if first > fetched.start:  # etcd no longer holds what comes next
+                        self.behind = f"blocks {fetched.start} to {first - 1} must come from peers"
+                        break
+                    self._apply_run(kvs, fetched.prepared or [])
+                    if len(kvs) < CATCH_UP_BATCH:
+                        self.behind = None
+                        return
+                else:
+                    continue  # the ranges ended where the head is not: look again
+            finally:
+                ranges.close()
+            if not self._from_peers(until=first):
                 return
 
+    def _etcd_range(self, start: int) -> Range:
+        """etcd's blocks from height ``start`` on (up to CATCH_UP_BATCH): ``info`` holds every
+        key etcd answered with, ``raws`` the values of those that continue from ``start``."""
+        keys = self.keys
+        assert keys is not None
+        began = time.perf_counter()
+        kvs, _ = self.client.range(
+            keys.block(start), keys.blocks_end, limit=CATCH_UP_BATCH, serializable=True
+        )
+        self.seconds["look"] += time.perf_counter() - began
+        raws = []
+        for kv in kvs:
+            if keys.height(kv.key) != start + len(raws):
+                break
+            raws.append(kv.value)
+        return Range(start, raws, len(kvs) == CATCH_UP_BATCH and len(raws) == len(kvs), kvs)
+
+    def _apply_run(self, kvs: list[KV], prepared: list[Prepared]) -> None:
+        assert self.catchup is not None
+        began = time.perf_counter()
+        before = self.node.head.height if self.node.head is not None else -1
+        try:
+            self.catchup.apply(prepared)
+        except Exception as exc:
+            after = self.node.head.height if self.node.head is not None else -1
+            self.counts["from_etcd"] += after - before
+            failed = kvs[min(after - before, len(kvs) - 1)]
+            self.fault = f"the block at {failed.key.decode()} in etcd failed its checks: {exc}"
+            log.error("%s", self.fault)
+            raise Halted() from exc
+        self.seconds["apply"] += time.perf_counter() - began
+        self.counts["from_etcd"] += len(prepared)
+
     def _from_peers(self, until: int | None = None) -> bool:
-        """Fetch, check and apply blocks from peers' block API; ``True`` if any was applied."""
+        """Fetch, check and apply blocks from peers' block API; ``True`` if any was applied.
+        With ``until``, every block below that height (the next batches fetched and checked
+        while one is applied); without it, one batch from each peer."""
+        assert self.catchup is not None
         applied = False
         for url in self.peer_urls():
+
+            def fetch(start: int, url: str = url) -> Range:
+                limit = PEER_BATCH if until is None else min(PEER_BATCH, until - start)
+                response = httpx.get(
+                    url.rstrip("/") + "/api/v1/consortium/blocks",
+                    params={"start": start, "limit": limit},
+                    timeout=10,
+                )
+                blocks = response.json().get("blocks", []) if response.status_code == 200 else []
+                if not isinstance(blocks, list):
+                    raise ValueError("the peer's blocks are not a list")
+                more = until is not None and len(blocks) >= limit and start + limit < until
+                return Range(start, blocks[:limit], more)
+
+            ranges = self.catchup.ranges(fetch, self.node.head.height + 1)
             try:
-                while until is None or self.node.head.height + 1 < until:
-                    start = self.node.head.height + 1
-                    response = httpx.get(
-                        url.rstrip("/") + "/api/v1/consortium/blocks",
-                        params={"start": start, "limit": PEER_BATCH},
-                        timeout=10,
-                    )
-                    if response.status_code != 200:
-                        break
-                    blocks = response.json().get("blocks", [])
-                    if not blocks:
-                        break
-                    for raw in blocks:
-                        block = block_from_wire(raw)
-                        if until is not None and block.height >= until:
-                            break
-                        self.node.apply_block(block)
-                        self.counts["from_peers"] += 1
-                        applied = True
-                    if until is None:
-                        break
+                for fetched in ranges:
+                    before = self.node.head.height
+                    try:
+                        self.catchup.apply(fetched.prepared or [])
+                    finally:
+                        done = self.node.head.height - before
+                        self.counts["from_peers"] += done
+                        applied = applied or done > 0
             except (httpx.HTTPError, ValueError, KeyError, BadBlock) as exc:
                 log.warning("catching up from %s failed: %s", url, exc)
                 continue
+            finally:
+                ranges.close()
             if until is not None and self.node.head.height + 1 >= until:
                 break
         return applied
