@@ -1,7 +1,9 @@
 """HTTP submit -> commit throughput and latency against a real ``tsunagu serve`` process.
 
-The server is the real command (``python -m tsunagu.cli serve``: uvicorn, one process) on a
-fresh chain in ``bench/work/commit_http``. The load generator is this process: ``--clients``
+The server is the real command (``python -m tsunagu.cli serve``: uvicorn) on a fresh chain in
+``bench/work/commit_http``, run with ``--server-args`` (default ``--commit-process``: the
+blocks are built and written in the node's commit process; ``--server-args ''`` measures the
+single-process node). The load generator is this process: ``--clients``
 (64) concurrent clients, each one HTTP/1.1 keep-alive connection over asyncio streams (uvloop
 when installed), each posting pre-signed ``documents/register`` envelopes to
 ``POST /api/v1/tx`` one after the other and waiting for the ``201`` that says the block is
@@ -18,7 +20,7 @@ and p50/p99 latency from writing the request to reading the whole response.
 With 64 clients that each wait for their block, a block holds at most 64 transactions and
 is cut ``--block-max-wait-ms`` after its first one, so throughput can never exceed
 64 / (max wait + commit time): about 1,100 tx/s at the 50 ms default. The server is
-therefore run with a shorter wait (``--block-max-wait-ms``, default 10), recorded in the
+therefore run with a shorter wait (``--block-max-wait-ms``, default 3), recorded in the
 results.
 
 Target: >= 1,500 tx/s.
@@ -260,8 +262,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per client")
     parser.add_argument("--signers", type=int, default=1024)
     parser.add_argument("--block-max-txs", type=int, default=500)
-    parser.add_argument("--block-max-wait-ms", type=int, default=10)
-    parser.add_argument("--server-args", default="", help="extra arguments for tsunagu serve")
+    parser.add_argument("--block-max-wait-ms", type=int, default=3)
+    parser.add_argument(
+        "--server-args",
+        default="--commit-process",
+        help="extra arguments for tsunagu serve ('' for the single-process node)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs on fresh chains; the best one is reported"
     )
