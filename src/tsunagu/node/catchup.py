@@ -37,8 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.errors import Conflict
-from tsunagu.ledger.block import ZERO_HASH, Block
+from tsunagu.ledger.block import Block
 from tsunagu.ledger.canonical import loads_json
 from tsunagu.node.apply import Ahead, BadBlock, Built, check_next
 from tsunagu.node.leafcheck import Task, Workers, check_leaves, light_block
@@ -346,26 +345,6 @@ class CatchUp:
 
 
 def write_run(node: Any, builts: list[Built]) -> None:
-    """Commit checked blocks, each built on the one before it and the first on the node's
-    head, in one SQLite transaction without waiting for the disk (as ``Node.write_built`` with
-    ``durable=False`` does for one block); then move the node's head block by block."""
-    conn = node.store.writer
-    head = node.head
-    if builts[0].block.header.prev_hash != (ZERO_HASH if head is None else head.hash):
-        raise Conflict("The blocks no longer extend this node's head.")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for built in builts:
-                node.store.write_block(
-                    built.block, built.first_index, built.nodes, built.writes, built.meta
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.execute("PRAGMA synchronous=FULL")
-    for built in builts:
-        node._committed_block(built.block, built.frontier, built.writes)
+    """Commit checked blocks in one SQLite transaction without waiting for the disk (a block
+    taken from etcd or a peer is never acknowledged to anyone), then move the head."""
+    node.write_run(builts, durable=False)

@@ -445,15 +445,24 @@ class Node:
         :meth:`Store.sync` or the next durable commit syncs it along. The solo engine's
         blocks are acknowledged only after the syncer's ``Store.sync``; a block taken from
         etcd or a peer is read again if it was lost."""
+        self.write_run([built], durable)
+        return built.block
+
+    def write_run(self, builts: Sequence[Built], durable: bool = False) -> None:
+        """Commit checked blocks, each built on the one before it and the first on the
+        current head, in one SQLite transaction (as :meth:`write_built` does for one block;
+        catch-up writes a fetched range this way); then move the head block by block."""
         conn = self.store.writer
-        block = built.block
-        if block.header.prev_hash != (ZERO_HASH if self.head is None else self.head.hash):
+        if builts[0].block.header.prev_hash != (ZERO_HASH if self.head is None else self.head.hash):
             raise Conflict("The block no longer extends this node's head.")
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self.store.write_block(block, built.first_index, built.nodes, built.writes, built.meta)
+            for built in builts:
+                self.store.write_block(
+                    built.block, built.first_index, built.nodes, built.writes, built.meta
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -461,8 +470,8 @@ class Node:
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
-        self._committed_block(block, built.frontier, built.writes)
-        return block
+        for built in builts:
+            self._committed_block(built.block, built.frontier, built.writes)
 
     def apply_block(self, block: Block) -> Block:
         """Check a block another node proposed, as :func:`check_block` does, and commit it.
