@@ -79,6 +79,28 @@ def check_bundle(http, digest: str) -> dict[str, Any]:
     assert any(
         n["id"] == sth["node_id"] and n["public_key"] == proof["node_public_key"] for n in nodes
     )
+    # The block that holds it: signed by its proposer (a registered node), its results hash
+    # to the header's results_hash, this transaction's result is "committed", and the leaf
+    # is in the header's own tree.
+    block = proof["block"]
+    header = block["header"]
+    proposer = next(n for n in nodes if n["id"] == header["proposer"])
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(proposer["public_key"])).verify(
+        bytes.fromhex(block["signature"]), rfc8785.dumps(header)
+    )
+    results = block["results"]
+    assert hashlib.sha256(rfc8785.dumps(results)).hexdigest() == header["results_hash"]
+    position = proof["index"] - (header["tree_size"] - header["tx_count"])
+    assert 0 <= position < header["tx_count"] == len(results)
+    assert results[position] == {"status": "committed"}
+    merkle.verify_inclusion(
+        leaf_hash,
+        proof["index"],
+        header["tree_size"],
+        [bytes.fromhex(h) for h in block["audit_path"]],
+        bytes.fromhex(header["tree_root"]),
+    )
+    assert header["chain_id"] == sth["chain_id"] == tx["chain_id"]
     return tx
 
 

@@ -28,7 +28,7 @@ from tsunagu.ledger.keys import SigningKey
 
 pytestmark = pytest.mark.e2e
 
-CHECKS = ("leaf", "tx", "root", "signature", "node")
+CHECKS = ("leaf", "tx", "root", "signature", "node", "block")
 TIMEOUT = 15_000
 
 
@@ -116,6 +116,7 @@ def test_register_a_file_then_verify_it_anonymously(demo_server, page, tmp_path)
     assert f"ログ番号 {index} からの監査パスが" in checks["root"]["text"]
     assert "tama-node-1" in checks["signature"]["text"]
     assert "tama-node-1" in checks["node"]["text"]
+    assert f"ブロック {tx['height']}" in checks["block"]["text"]
     overall = page.locator("#overall")
     expect(overall).to_have_attribute("data-ok", "true")
     expect(overall).to_contain_text("すべての検証に合格しました。このファイルは八王子市が")
@@ -225,6 +226,18 @@ def _node_key(answer: dict[str, Any]) -> None:
     answer["proof"]["node_public_key"] = SigningKey.generate().public_key.hex()
 
 
+def _block_result(answer: dict[str, Any]) -> None:
+    """The block's own record of the transaction, turned into a refusal."""
+    proof = answer["proof"]
+    header = proof["block"]["header"]
+    position = proof["index"] - (header["tree_size"] - header["tx_count"])
+    proof["block"]["results"][position] = {"status": "rejected", "code": "x", "reason": "x"}
+
+
+def _block_signature(answer: dict[str, Any]) -> None:
+    answer["proof"]["block"]["signature"] = _flip(answer["proof"]["block"]["signature"])
+
+
 # How an answer is tampered with, and exactly which checks must then fail.
 TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "audit-path": (_audit_path, {"root"}),
@@ -234,9 +247,12 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     # The root is recomputed from the leaf's own hash, never from the claimed one.
     "claimed-leaf-hash": (_claimed_leaf_hash, {"leaf"}),
     # The edited title no longer matches the record shown, and the leaf hash changes.
-    "leaf-bytes": (_leaf_bytes, {"leaf", "tx", "root"}),
+    "leaf-bytes": (_leaf_bytes, {"leaf", "tx", "root", "block"}),
     "shown-title": (_shown_title, {"tx"}),
     "node-key": (_node_key, {"signature", "node"}),
+    # The block no longer shows the transaction accepted, or its header signature breaks.
+    "block-result": (_block_result, {"block"}),
+    "block-signature": (_block_signature, {"block"}),
 }
 
 
@@ -285,7 +301,8 @@ def test_a_node_key_outside_the_consortium_fails_the_node_check(demo_server, pag
 
     page.route("**/api/v1/identity/nodes", replace_keys)
     verify(page, demo_server, demo_file(demo_server, "oshima-typhoon-evacuation.txt"))
-    assert failing(wait_for_checks(page)) == {"node"}
+    # The block's proposer is checked against the same (now foreign) node keys.
+    assert failing(wait_for_checks(page)) == {"node", "block"}
 
 
 def test_js_hashes_match_hashlib(demo_server, page):

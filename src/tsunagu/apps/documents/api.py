@@ -61,16 +61,20 @@ def document_record(request: Request, sha256: str) -> dict[str, Any] | None:
 
 def proof_bundle(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
     """Everything a browser needs to check the registration itself: the leaf, its audit
-    path, and the signed tree head the path leads to."""
+    path, the signed tree head the path leads to, and the block that holds the leaf (its
+    proposer-signed header, every result of the block, and the leaf's audit path to the
+    header's own tree root), which proves the contract accepted the transaction."""
     node = services(request).node
     sth = node.signed_tree_head()
     get = node.store.node_reader()
     stored = node.store.tx_at(doc["log_index"])
-    if stored is None:  # the state points at a log entry this copy lacks: a damaged node
+    block = None if stored is None else node.store.block(stored.height)
+    if stored is None or block is None:  # the state points at what this copy lacks
         raise Unavailable(
             "This node's copy is incomplete; try another node.",
             "このノードの台帳は不完全です。別のノードでお試しください。",
         )
+    header = block.header
     return {
         "leaf": base64.b64encode(stored.tx.leaf).decode(),
         "index": doc["log_index"],
@@ -81,6 +85,14 @@ def proof_bundle(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
         ],
         "sth": sth,
         "node_public_key": node.key.public_key.hex(),
+        "block": {
+            "header": header.to_json(),
+            "signature": block.signature,
+            "results": [r.to_json() for r in block.results],
+            "audit_path": [
+                h.hex() for h in merkle.inclusion_proof(doc["log_index"], header.tree_size, get)
+            ],
+        },
     }
 
 

@@ -86,6 +86,11 @@ VERIFY_MESSAGES = {
     "check_sig_bad": "The tree head's signature does not verify.",
     "check_node_ok": "The signing key is a registered key of the consortium node {node}.",
     "check_node_bad": "The signing key is not a registered consortium node key.",
+    "check_block_ok": (
+        "Block {height}, signed by node {node}, records this transaction as committed:"
+        " the contract accepted it."
+    ),
+    "check_block_bad": "The block does not show that the contract accepted this transaction.",
     "status:active": "doc-status:active",
     "status:withdrawn": "doc-status:withdrawn",
     "status:superseded": "doc-status:superseded",

@@ -1,6 +1,7 @@
 // Checks a document's proof bundle (GET /api/v1/documents/{sha256} -> "proof") without
 // trusting the server: leaf hash, transaction content, RFC 9162 inclusion in the signed
-// tree, the node's Ed25519 signature on the tree head, and the node's registered key.
+// tree, the node's Ed25519 signature on the tree head, the node's registered key, and the
+// block that accepted the transaction (proposer's signature, results, the leaf in its tree).
 // No DOM here, so tests can import and exercise every function.
 import * as ed from "/static/vendor/noble-ed25519.js";
 import { fromHex, hasWebCrypto, sha256, toHex } from "./sha256.js";
@@ -96,6 +97,55 @@ export async function verifyTreeHead(sth, publicKeyHex) {
   }
 }
 
+/**
+ * The block check: the block holding the leaf was signed by its proposer (a registered
+ * node), its results hash to the header's results_hash, the leaf's own result there is
+ * "committed", and the leaf is at its position in the header's own tree root.
+ */
+export async function checkBlock(block, index, leafHashBytes, chainId, nodes) {
+  try {
+    const header = block.header;
+    const first = header.tree_size - header.tx_count;
+    const position = index - first;
+    const results = block.results;
+    const proposer = (nodes ?? []).find((n) => n.id === header.proposer);
+    const signed =
+      Boolean(proposer) &&
+      (await ed.verifyAsync(
+        block.signature,
+        utf8.encode(canonicalJson(header)),
+        proposer.public_key,
+        { zip215: false },
+      ));
+    const resultsOk =
+      Array.isArray(results) &&
+      results.length === header.tx_count &&
+      toHex(await sha256(utf8.encode(canonicalJson(results)))) === header.results_hash;
+    const accepted =
+      Number.isSafeInteger(position) &&
+      position >= 0 &&
+      position < header.tx_count &&
+      resultsOk &&
+      results[position].status === "committed";
+    const inTree =
+      Array.isArray(block.audit_path) &&
+      (await verifyInclusion(
+        leafHashBytes,
+        index,
+        header.tree_size,
+        block.audit_path,
+        header.tree_root,
+      ));
+    return {
+      ok: signed && accepted && inTree && header.chain_id === chainId,
+      height: header.height,
+      node: header.proposer,
+    };
+  } catch {
+    return { ok: false, height: "?", node: "?" }; // a missing or malformed block
+  }
+}
+
 function parseLeaf(leaf) {
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(leaf);
@@ -111,7 +161,8 @@ function parseLeaf(leaf) {
  * Every check of a proof bundle for a file whose SHA-256 is `sha256Hex`, against the
  * consortium's registered `nodes` ([{id, public_key}]). When the server's `record` of the
  * document is given, the transaction must also carry the title and category it shows.
- * Returns, in order, [{id: "leaf" | "tx" | "root" | "signature" | "node", ok, ...values}].
+ * Returns, in order, [{id: "leaf" | "tx" | "root" | "signature" | "node" | "block", ok,
+ * ...values}].
  */
 export async function checkProof(bundle, sha256Hex, nodes, record = null) {
   const sth = bundle.sth ?? {};
@@ -164,5 +215,6 @@ export async function checkProof(bundle, sha256Hex, nodes, record = null) {
       ok: Boolean(node) && node.public_key === bundle.node_public_key,
       node: sth.node_id,
     },
+    { id: "block", ...(await checkBlock(bundle.block ?? {}, bundle.index, computed, sth.chain_id, nodes)) },
   ];
 }
