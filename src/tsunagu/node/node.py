@@ -457,17 +457,18 @@ class Node:
             raise Conflict("The block no longer extends this node's head.")
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for built in builts:
-                self.store.write_block(
-                    built.block, built.first_index, built.nodes, built.writes, built.meta
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for built in builts:
+                    self.store.write_block(
+                        built.block, built.first_index, built.nodes, built.writes, built.meta
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:  # even when BEGIN itself failed (the database was busy)
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
         for built in builts:
