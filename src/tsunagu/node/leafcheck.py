@@ -15,7 +15,6 @@ leaves the strict decoding to the workers.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import multiprocessing
 import os
@@ -28,10 +27,11 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
 
-from tsunagu.ledger.block import Block, BlockHeader, TxResult
+from tsunagu.ledger.block import Block
 from tsunagu.ledger.canonical import loads_json
 from tsunagu.ledger.keys import verify_signature
 from tsunagu.ledger.tx import Transaction, decode_leaf
+from tsunagu.node.wire import block_from_wire
 
 # Per block: the leaves and the key hint of each (or None).
 Task = list[tuple[list[bytes], list[bytes | None]]]
@@ -76,19 +76,7 @@ def _light_tx(leaf: bytes) -> Transaction:
 def light_block(raw: Any) -> Block:
     """:func:`~tsunagu.node.wire.block_from_wire` with each leaf parsed only for execution
     (:meth:`Transaction.from_body`): its strict decoding is left to :func:`check_leaves`."""
-    if not isinstance(raw, dict):
-        raise ValueError("a block must be a JSON object")
-    header = BlockHeader.from_json(raw["header"])
-    leaves = raw["leaves"]
-    results = raw["results"]
-    if not isinstance(leaves, list) or not isinstance(results, list):
-        raise ValueError("leaves and results must be lists")
-    if len(leaves) != header.tx_count or len(results) != header.tx_count:
-        raise ValueError("the block does not hold tx_count transactions and results")
-    if not isinstance(raw["signature"], str):
-        raise ValueError("the signature must be a string")
-    txs = tuple(_light_tx(base64.b64decode(leaf, validate=True)) for leaf in leaves)
-    return Block(header, raw["signature"], txs, tuple(TxResult.from_json(r) for r in results))
+    return block_from_wire(raw, _light_tx)
 
 
 def _copy_result(target: Future, source: Future) -> None:

@@ -333,12 +333,8 @@ class Node:
         except Exception as exc:  # a failed commit acknowledges nothing
             self.fail(batch, Unavailable(f"The block could not be committed: {exc}"))
             return
-        syncer = self._syncer
-        if syncer is None:  # not started through start(): sync here
-            self.store.sync()
-            self.settle(batch, block, built.reasons_ja)
-        else:
-            syncer.put(batch, block, built.reasons_ja)
+        assert self._syncer is not None  # the orderer runs only between start() and stop()
+        self._syncer.put(batch, block, built.reasons_ja)
 
     _deliver = deliver
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
-from tsunagu.ledger.tx import decode_leaf
+from tsunagu.ledger.tx import Transaction, decode_leaf
 
 
 def block_to_wire(block: Block) -> dict[str, Any]:
@@ -28,8 +29,9 @@ def encode_block(block: Block) -> bytes:
     return json.dumps(block_to_wire(block), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def block_from_wire(raw: Any) -> Block:
-    """Rebuild a block; raises ``ValueError`` (or a decoding error) on anything malformed."""
+def block_from_wire(raw: Any, decode: Callable[[bytes], Transaction] = decode_leaf) -> Block:
+    """Rebuild a block; raises ``ValueError`` (or a decoding error) on anything malformed.
+    ``decode`` turns each leaf into its transaction (strictly, by default)."""
     if not isinstance(raw, dict):
         raise ValueError("a block must be a JSON object")
     header = BlockHeader.from_json(raw["header"])
@@ -41,7 +43,7 @@ def block_from_wire(raw: Any) -> Block:
         raise ValueError("the block does not hold tx_count transactions and results")
     if not isinstance(raw["signature"], str):
         raise ValueError("the signature must be a string")
-    txs = tuple(decode_leaf(base64.b64decode(leaf, validate=True)) for leaf in leaves)
+    txs = tuple(decode(base64.b64decode(leaf, validate=True)) for leaf in leaves)
     return Block(header, raw["signature"], txs, tuple(TxResult.from_json(r) for r in results))
 
 
