@@ -209,7 +209,10 @@ def main() -> None:
         spy = None
         if args.profile_catch_up:
             py_spy = str(Path(sys.executable).parent / "py-spy")
-            options = ["--threads", "-f", "raw", "-r", "200", "-o", args.profile_catch_up]
+            # Only samples that hold the GIL (the node's threads share one), sampled without
+            # pausing the node: what each thread spends of the one core Python code gets.
+            options = ["--threads", "--gil", "--nonblocking", "-f", "raw", "-r", "100"]
+            options += ["-o", args.profile_catch_up]
             spy = subprocess.Popen(
                 [py_spy, "record", *options, "-p", str(victim["pid"])],
                 stdout=subprocess.DEVNULL,

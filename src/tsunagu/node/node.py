@@ -464,6 +464,7 @@ class Node:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            self.store.checkpointer.committed()
         finally:  # even when BEGIN itself failed (the database was busy)
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")

@@ -2,15 +2,20 @@
 
 One writer (the commit path) owns the connection that writes; every other thread reads
 through its own connection. WAL with ``synchronous=FULL`` makes a committed block durable
-before the writer returns, which is what lets a write be acknowledged.
+before the writer returns, which is what lets a write be acknowledged (the solo engine
+commits with ``synchronous=NORMAL`` and syncs the log afterwards, see :meth:`Store.sync`).
+A :class:`Checkpointer` thread copies the log back into the database file, off the commit
+path.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,8 @@ from tsunagu.ledger.block import Block, BlockHeader, TxResult
 from tsunagu.ledger.canonical import loads_json
 from tsunagu.ledger.merkle import Frontier, frontier_from_reader
 from tsunagu.ledger.tx import Transaction, decode_leaf
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -116,6 +123,11 @@ class StateStore:
 
 
 WRITER_CACHE_KIB = 64 * 1024  # SQLite page cache of the writer connection
+# The write-ahead log is copied back into the database by a checkpointer thread (below) at most
+# every CHECKPOINT_EVERY seconds while blocks commit; the writer checkpoints by itself only if
+# the log grows to WRITER_AUTOCHECKPOINT pages all the same (SQLite's default is 1,000).
+CHECKPOINT_EVERY = 0.05
+WRITER_AUTOCHECKPOINT = 10_000
 STATE_CACHE_ENTRIES = 50_000  # raw state values kept for the commit path; emptied when full
 _MISSING = object()
 loads = loads_json  # json.loads for stored values (see tsunagu.ledger.canonical)
@@ -173,7 +185,9 @@ class Store:
         # A bigger page cache for the one writer (the default is 2 MiB): the commit path reads
         # and updates the state and index b-trees of every block.
         self.writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        self.writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}")
         self.writer.executescript(SCHEMA)
+        self.checkpointer = Checkpointer(path)
         self._local = threading.local()
         self._state_cache: dict[tuple[str, str], bytes | None] = {}
         self._data_version: int | None = None
@@ -393,10 +407,67 @@ class Store:
         os.fsync(self._wal_fd)
 
     def close(self) -> None:
+        self.checkpointer.close()
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
         self.writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
+            conn.close()
+
+
+class Checkpointer:
+    """Copies the write-ahead log back into the database, on its own connection and thread.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold: every
+    thousand pages or so, one block's commit also copies those pages into the database file
+    and syncs it, on the commit path. Here a passive checkpoint (it never blocks the writer or
+    a reader) runs on another thread after commits, at most every ``CHECKPOINT_EVERY``
+    seconds; SQLite does the copying and syncing without holding the interpreter lock, so the
+    commit path goes on meanwhile. Durability is unchanged: a commit is in the log, and a
+    checkpoint only moves what the log already holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.passes = 0  # checkpoints run so far
+
+    def committed(self) -> None:
+        """A transaction has committed on the writer: a checkpoint is due soon."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._closed:
+                    self._thread = threading.Thread(
+                        target=self._run, name="checkpointer", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = connect(self.path)
+        try:
+            while True:
+                self._wake.wait()
+                if self._closed:
+                    return
+                time.sleep(CHECKPOINT_EVERY)  # let more commits join this pass
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:  # busy with another checkpoint: the next pass copies it
+                    log.debug("passive checkpoint skipped", exc_info=True)
+                self.passes += 1
+        finally:
             conn.close()
