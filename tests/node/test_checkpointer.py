@@ -38,7 +38,7 @@ def test_committed_blocks_reach_the_database_file_without_the_writer_checkpointi
         ]
         last = max(p.future.result(30).height for p in pending)
         # Far fewer pages than the writer's own threshold: only the checkpointer copies them.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while _height_in_database_file(chain_db) < last and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _height_in_database_file(chain_db) == last
@@ -55,6 +55,7 @@ def test_the_writer_checkpoints_only_far_past_what_the_checkpointer_keeps(tmp_pa
     in the log: the writer's own automatic checkpoint waits for WRITER_AUTOCHECKPOINT pages."""
     node, _ = make_node(tmp_path, orderer=SoloOrderer(max_txs=50, max_wait=0.01))
     node.store.checkpointer.close()
+    passes = node.store.checkpointer.passes
     chain_db = node.store.path
     try:
         before = _height_in_database_file(chain_db)
@@ -65,6 +66,6 @@ def test_the_writer_checkpoints_only_far_past_what_the_checkpointer_keeps(tmp_pa
         last = max(p.future.result(30).height for p in pending)
         time.sleep(3 * store_module.CHECKPOINT_EVERY)
         assert _height_in_database_file(chain_db) == before < last
-        assert node.store.checkpointer.passes == 0
+        assert node.store.checkpointer.passes == passes
     finally:
         node.stop()

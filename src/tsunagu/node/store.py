@@ -460,10 +460,10 @@ class Checkpointer:
         try:
             while True:
                 self._wake.wait()
+                self._wake.clear()  # before looking: a close from now on wakes the next wait
                 if self._closed:
                     return
                 time.sleep(CHECKPOINT_EVERY)  # let more commits join this pass
-                self._wake.clear()
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:  # busy with another checkpoint: the next pass copies it
