@@ -1,7 +1,7 @@
 """In-process submit -> commit throughput of one node.
 
 A real :class:`Node` with the solo orderer's defaults (blocks of up to 500 transactions or
-50 ms) writes a real ``chain.db`` on disk (WAL, ``synchronous=FULL``). Pre-signed
+50 ms) writes a real ``chain.db`` on disk (WAL, group commit, checkpointer). Pre-signed
 ``documents/register`` transactions from many signers are handed to ``node.submit(tx)``, which
 verifies each signature at admission, so client-side signing is not measured (nor is JSON
 decoding of the envelope: the transactions are decoded before the clock starts).

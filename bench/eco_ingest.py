@@ -1,7 +1,7 @@
 """Signed meter readings ingested per second by one node (eco-points).
 
 A real :class:`Node` (solo orderer defaults: blocks of up to 500 transactions or 50 ms, a real
-``chain.db`` with ``synchronous=FULL``) runs the eco demo consortium; ``--devices`` PV devices
+``chain.db``, WAL, group commit) runs the eco demo consortium; ``--devices`` PV devices
 are registered, approved and added as chain members. Their readings (cumulative counters,
 one an hour, each signed by its device's own key) are signed before the clock starts and
 handed to ``node.submit(tx)``, which verifies the device signature at admission; the eco
