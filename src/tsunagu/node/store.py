@@ -456,7 +456,11 @@ class Checkpointer:
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        conn = connect(self.path)
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error:  # the writer's own automatic checkpoint still runs
+            log.warning("the checkpointer could not open %s", self.path, exc_info=True)
+            return
         try:
             while True:
                 self._wake.wait()
