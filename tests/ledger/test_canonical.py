@@ -1,19 +1,18 @@
-"""Property check: ``tsunagu.ledger.canonical.canonical`` is byte-identical to the reference
-``rfc8785.dumps`` (and raises the same errors) on arbitrary JSON-like values.
+"""The fast canonical encoder is byte-identical to the reference ``rfc8785.dumps`` (and raises
+the same errors) on arbitrary JSON-like values, and ``decode_tx`` builds the same leaf and
+signed bytes as encoding the whole envelope with ``rfc8785`` would.
 
-The node encodes plain values with the C JSON encoder for speed and falls back to
-``rfc8785`` for anything else; this check is what allows that. Run::
-
-    .venv/bin/python bench/check_canonical.py [--examples N]
+The node encodes plain values with the C JSON encoder for speed and falls back to ``rfc8785``
+for anything else (floats, big integers, non-string keys, subclasses, astral characters, lone
+surrogates, deep nesting); these properties are what allow that. The reference is the
+``rfc8785`` package itself, independent of the code under test.
 """
 
 from __future__ import annotations
 
-import argparse
 import enum
-import sys
 
-import common  # noqa: F401
+import pytest
 import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -137,36 +136,21 @@ def outcome(fn, value):
         return ("error", type(exc), str(exc))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--examples", type=int, default=20000)
-    args = parser.parse_args()
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values)
+def test_canonical_is_rfc8785_on_any_value(value) -> None:
+    assert outcome(canonical, value) == outcome(reference, value)
 
-    @settings(
-        max_examples=args.examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(values)
-    def same(value):
-        assert outcome(canonical, value) == outcome(reference, value), repr(value)[:200]
 
-    same()
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(envelopes)
+def test_decode_tx_leaf_and_signed_bytes_are_rfc8785_of_the_envelope(body) -> None:
+    assert outcome(decoded, body) == outcome(reference_decode, body)
 
-    @settings(
-        max_examples=max(100, args.examples // 4),
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(envelopes)
-    def same_envelope(body):
-        assert outcome(decoded, body) == outcome(reference_decode, body), repr(body)[:300]
 
-    same_envelope()
-    # Values the node actually encodes, spelled out.
-    for value in [
+@pytest.mark.parametrize(
+    "value",
+    [
         {"b": 1, "a": [1, 2, {"d": None, "c": True}], "é": "\u00e9", "\ue000": 1, "\U0001f600": 2},
         {"chain_id": "x", "seq": 2**53 - 1, "payload": {}, "s": '\x00\x1f"\\/\u2028'},
         "identity.member",
@@ -181,32 +165,41 @@ def main() -> int:
         nested(65),
         nested(2000),
         {"a": nested(300)},
-    ]:
-        assert outcome(canonical, value) == outcome(reference, value), repr(value)[:200]
-    for payload in [
-        nested(60),
-        nested(300),
-        {"f": 1.5},
-        {"big": 2**60},
-        {"s": "\ud800"},
-        {"k": "x" * 70000},
-    ]:
-        body = {
-            "chain_id": "c",
-            "app": "a",
-            "type": "t",
-            "payload": payload,
-            "signer": "ab" * 32,
-            "seq": 1,
-            "signature": "cd" * 64,
-        }
-        assert outcome(decoded, body) == outcome(reference_decode, body), repr(body)[:300]
-    print(
-        f"canonical() == rfc8785.dumps() on {args.examples} random values, decode_tx() as "
-        "before on random envelopes, and the fixed cases"
-    )
-    return 0
+    ],
+    ids=[
+        "mixed keys",
+        "escapes",
+        "string",
+        "zero",
+        "smallest int",
+        "empty list",
+        "empty object",
+        "true",
+        "null",
+        "nested 63",
+        "nested 64",
+        "nested 65",
+        "nested 2000",
+        "nested 300 inside",
+    ],
+)
+def test_canonical_is_rfc8785_on_values_the_node_meets(value) -> None:
+    assert outcome(canonical, value) == outcome(reference, value)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.mark.parametrize(
+    "payload",
+    [nested(60), nested(300), {"f": 1.5}, {"big": 2**60}, {"s": "\ud800"}, {"k": "x" * 70000}],
+    ids=["nested 60", "nested 300", "float", "big int", "lone surrogate", "too large"],
+)
+def test_decode_tx_takes_the_reference_path_for_what_the_fast_path_refuses(payload) -> None:
+    body = {
+        "chain_id": "c",
+        "app": "a",
+        "type": "t",
+        "payload": payload,
+        "signer": "ab" * 32,
+        "seq": 1,
+        "signature": "cd" * 64,
+    }
+    assert outcome(decoded, body) == outcome(reference_decode, body)
