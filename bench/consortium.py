@@ -101,7 +101,7 @@ def create_chain(root: Path, signers: int) -> list[Path]:
 
 
 def free_base() -> int:
-    for base in range(31000, 60000, 400):
+    for base in range(20000, 32400, 400):  # below Linux's ephemeral ports (32768 and up)
         try:
             for port in [base + i for i in range(NODES)] + [base + 100 + i for i in range(NODES)]:
                 with socket.socket() as sock:

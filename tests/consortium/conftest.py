@@ -31,8 +31,11 @@ ETCD_WINDOW = 10
 
 
 def _free_base() -> int:
+    """A base port whose cluster ports are free now. They are picked below Linux's ephemeral
+    range (32768 and up), so that no outgoing connection of another test can take one of them
+    between this check and the cluster binding it."""
     for _ in range(50):
-        base = random.randrange(20000, 40000, 10)
+        base = random.randrange(20000, 32000, 10)
         ports = [base + i for i in range(8)] + [base + 100 + i for i in range(4)]
         ports += [base + 200 + i for i in range(4)]
         try:
