@@ -7,12 +7,17 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 from fastapi.testclient import TestClient
+
+from tsunagu.apps.eco.simulate import reading_payload
+from tsunagu.ledger.block import format_timestamp
+from tsunagu.ledger.keys import SigningKey
 
 from .conftest import PASSWORD, EcoChain
 
@@ -127,6 +132,42 @@ def test_bad_device_registration_changes_nothing(api: Api, eco_chain: EcoChain) 
     assert api.post(f"{E}/devices/{prov['device']}/approve", "envstaff1").status_code == 200
     last = api.get(f"{E}/devices/{prov['device']}/last").json()
     assert last["status"] == "approved" and last["a"] == 0
+
+
+def test_staff_suspend_a_device_and_its_readings_are_refused(api: Api, eco_chain: EcoChain) -> None:
+    ok = api.post(f"{E}/devices", "resident1", {"kind": "pv", "rated_w": 3000, "consent": True})
+    prov = ok.json()["provisioning"]
+    dev = prov["device"]
+    assert api.post(f"{E}/devices/{dev}/approve", "envstaff1").status_code == 200
+    before = eco_chain.snapshot()
+    url = f"{E}/devices/{dev}/suspend"
+    assert api.post(url, "resident1", {"reason": "moved"}).status_code == 403
+    assert api.post(url, "envstaff1", {"reason": ""}).status_code == 422
+    assert api.post(url, "envstaff1", {"reason": "x", "extra": 1}).status_code == 422
+    unknown = api.post(f"{E}/devices/no-such-device/suspend", "envstaff1", {"reason": "x"})
+    assert unknown.status_code == 404
+    personal = api.post(url, "envstaff1", {"reason": "call 090-1234-5678"}, lang="ja")
+    assert personal.status_code == 422 and personal.headers["content-type"] == PROBLEM
+    assert personal.json()["code"] == "personal_data" and "電話番号" in personal.json()["detail"]
+    assert eco_chain.snapshot() == before  # every refusal above changed nothing
+
+    done = api.post(url, "envstaff1", {"reason": "inverter replaced"})
+    assert done.status_code == 200 and done.json()["id"] == dev and done.json()["tx_id"]
+    record = eco_chain.get("device", dev)
+    assert record["status"] == "suspended"
+    assert record["history"][-1]["reason"] == "inverter replaced"
+    assert record["history"][-1]["tx_id"] == done.json()["tx_id"]
+    listed = api.get(f"{E}/devices", "envstaff1", params={"status": "suspended"}).json()
+    assert dev in {d["id"] for d in listed["devices"]}
+
+    again = api.post(url, "envstaff1", {"reason": "twice"}, lang="ja")
+    assert again.status_code == 409 and again.json()["code"] == "already_suspended"
+    assert again.json()["detail"] == "この機器は停止済みです。"
+    # The device's own key still signs, but the contract refuses its readings now.
+    key = SigningKey.from_seed(bytes.fromhex(prov["private_key_seed"]))
+    at = format_timestamp(datetime.now(UTC))
+    payload = reading_payload(dev, "pv", at, 1_000, 0)
+    eco_chain.refused(key, "reading.pv", payload, "device_not_approved")
 
 
 def test_dashboard_and_report_validation(api: Api) -> None:

@@ -182,6 +182,21 @@ def test_eco_points_to_retired_credit(browser: Browser, server: DemoServer, tmp_
     expect(public.locator("[data-verified]")).to_be_visible()
     expect(public.locator("[data-status]")).to_have_text("無効化済み")
 
+    # 9. Staff suspend the resident's device (a reason with a phone number is refused first).
+    visit(staff, base + "/eco/staff")
+    row = staff.locator(f"form:has(input[name=device][value='{device}']):has(input[value=suspend])")
+    row.locator("input[name=reason]").fill("連絡先 090-1234-5678")
+    row.locator("button").click()
+    expect(staff.locator(".alert.error")).to_contain_text("電話番号")
+    assert_accessible(staff)
+    row = staff.locator(f"form:has(input[name=device][value='{device}']):has(input[value=suspend])")
+    row.locator("input[name=reason]").fill("パワーコンディショナ交換のため")
+    staff.click(f"button[aria-label='{device} を停止']")
+    expect(staff.locator(".alert.ok")).to_contain_text("停止しました")
+    expect(staff.locator(f"button[aria-label='{device} を停止']")).to_have_count(0)
+    last = staff.request.get(f"{base}/api/v1/eco/devices/{device}/last").json()
+    assert last["status"] == "suspended"
+
     # The dashboard shows it all.
     visit(staff, base + "/eco/dashboard")
     expect(staff.locator("h1")).to_have_text("自治体ダッシュボード")

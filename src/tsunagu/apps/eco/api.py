@@ -89,6 +89,12 @@ class VoucherBody(In):
     reward: Slug
 
 
+class SuspendBody(In):
+    reason: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="why (kept on the chain: no names or contact details)"
+    )
+
+
 class CodeBody(In):
     code: Annotated[str, Field(min_length=1, max_length=2000)]
 
@@ -179,6 +185,14 @@ async def approve_device(request: Request, user: User, device: str) -> dict[str,
         {"public_key": record["public_key"], "org": record["org"]},
         app="identity",
     )
+    return written(receipt, id=device)
+
+
+async def suspend_device(request: Request, user: User, device: str, reason: str) -> dict[str, Any]:
+    """Suspend a device (a fault, a move, a withdrawn consent): from the next block on its
+    readings are refused; what it reported before stays counted."""
+    view(request).found("device", device, "device", "機器")
+    receipt = await submit(request, user, "device.suspend", {"device": device, "reason": reason})
     return written(receipt, id=device)
 
 
@@ -302,6 +316,17 @@ def _participant_routes(r: APIRouter) -> None:
         request: Request, device: Slug, user: Annotated[User, Depends(staff_role)]
     ) -> dict[str, Any]:
         return await approve_device(request, user, device)
+
+    @r.post("/devices/{device}/suspend")
+    async def suspend(
+        request: Request,
+        device: Slug,
+        body: SuspendBody,
+        user: Annotated[User, Depends(staff_role)],
+    ) -> dict[str, Any]:
+        """Suspend a device: its readings are refused from now on (environment staff of its
+        municipality)."""
+        return await suspend_device(request, user, device, body.reason)
 
     @r.post("/rewards", status_code=201)
     async def put_reward(

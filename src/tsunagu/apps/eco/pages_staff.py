@@ -9,7 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tsunagu.apps.eco import rules
-from tsunagu.apps.eco.api import RewardBody, approve_device, submit, view
+from tsunagu.apps.eco.api import (
+    RewardBody,
+    SuspendBody,
+    approve_device,
+    submit,
+    suspend_device,
+    view,
+)
 from tsunagu.apps.eco.api_credits import ReportBody, check_report_body
 from tsunagu.apps.eco.pages import act, chart, int_field, this_month, who
 from tsunagu.identity.private import User
@@ -43,6 +50,7 @@ def staff_page(request: Request, user: User, error: str | None = None, status: i
         error=error,
         done=request.query_params.get("done"),
         pending=[v.device(d) for d in v.all("device") if d["status"] == "pending"],
+        approved=[v.device(d) for d in v.all("device") if d["status"] == "approved"],
         rewards=v.all("reward"),
         reports=v.all("report"),
         programme=prog,
@@ -56,6 +64,10 @@ async def _staff_write(request: Request, user: User, form: Any) -> str:
     if action == "approve":
         await approve_device(request, user, str(form.get("device") or ""))
         return "approved"
+    if action == "suspend":
+        body = SuspendBody(reason=str(form.get("reason") or "").strip())
+        await suspend_device(request, user, str(form.get("device") or ""), body.reason)
+        return "suspended"
     if action == "reward":
         body = RewardBody(
             id=str(form.get("id") or ""),
