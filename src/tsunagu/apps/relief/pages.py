@@ -1,7 +1,7 @@
 """Relief pages (①–⑧): needs, offers, the coordinator's review, packages and their labels,
 the shelter's live inbox, the public QR page with the (offline-capable) receipt form.
 
-Pages read through :class:`tsunagu.apps.relief.api.View` and write through
+Pages read through :class:`tsunagu.apps.relief.view.View` and write through
 :func:`tsunagu.apps.relief.api.submit`, with the API's own input models, so a page never
 re-implements a rule: the contract decides, and its refusal is shown in the user's language.
 """
@@ -24,19 +24,19 @@ from tsunagu.apps.relief.api import (
     NeedPatch,
     OfferBody,
     ShipmentBody,
-    View,
     inbox,
-    overview_for,
-    proposal_for,
     submit,
     today_jst,
 )
+from tsunagu.apps.relief.api_matches import proposal_for
 from tsunagu.apps.relief.contract import (
     COORDINATOR_ROLES,
     NEED_ROLES,
     SUPPORTER_ROLES,
     municipality_of,
 )
+from tsunagu.apps.relief.reports import overview_for
+from tsunagu.apps.relief.view import View
 from tsunagu.errors import TsunaguError
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
