@@ -37,10 +37,11 @@ from tsunagu.ledger.canonical import canonical, sha256_hex
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import build_tx, decode_leaf
 from tsunagu.node.executor import Executor, state_hash
+from tsunagu.node.memstate import MemoryState
 from tsunagu.node.node import CHAIN_DB
 from tsunagu.node.orderer import SoloOrderer
 from tsunagu.node.store import SCHEMA, StateStore
-from tsunagu.node.verify import MemoryState, VerifyReport, _results_hash, verify_chain
+from tsunagu.node.verify import VerifyReport, _results_hash, verify_chain
 
 CONTRACTS = default_contracts()
 
