@@ -18,6 +18,7 @@ from tsunagu.apps.eco.api import (
     view,
 )
 from tsunagu.apps.eco.api_credits import ReportBody, check_report_body
+from tsunagu.apps.eco.devices import municipality_of
 from tsunagu.apps.eco.pages import act, chart, int_field, this_month, who
 from tsunagu.identity.private import User
 from tsunagu.web.deps import render
@@ -37,6 +38,18 @@ def _lots(v: Any, keep) -> list[dict[str, Any]]:
     return [v.lot(x) for x in v.all("lot") if keep(x)]
 
 
+def _managed(v: Any, user: User, status: str) -> list[dict[str, Any]]:
+    """Devices with ``status`` that ``user`` may act on: those of their own municipality (the
+    contract refuses the others), every one for an administrator."""
+    everywhere = "admin" in user.roles
+    mine = municipality_of(v.state.get("identity.org", user.org))
+    return [
+        v.device(d)
+        for d in v.all("device")
+        if d["status"] == status and (everywhere or d["municipality"] == mine)
+    ]
+
+
 def staff_page(request: Request, user: User, error: str | None = None, status: int = 200):
     v = view(request)
     prog = v.programme()
@@ -49,8 +62,8 @@ def staff_page(request: Request, user: User, error: str | None = None, status: i
         status_code=status,
         error=error,
         done=request.query_params.get("done"),
-        pending=[v.device(d) for d in v.all("device") if d["status"] == "pending"],
-        approved=[v.device(d) for d in v.all("device") if d["status"] == "approved"],
+        pending=_managed(v, user, "pending"),
+        approved=_managed(v, user, "approved"),
         rewards=v.all("reward"),
         reports=v.all("report"),
         programme=prog,
