@@ -13,6 +13,8 @@ exactly that transaction to be ordered, and its refusal is recorded (docs/protoc
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,26 @@ from tsunagu.node.node import Node, Receipt
 from tsunagu.web.deps import committed, services
 
 PRECHECK_TX_ID = "0" * 64  # what a precheck's context calls the transaction
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """Which of an application's refusal codes answer with which HTTP status: 403 for who may
+    not, 404 for what does not exist, 422 for input that can never be accepted, and 409 (the
+    state does not allow it now) for every other code."""
+
+    forbidden: Collection[str] = ()
+    unknown: Collection[str] = ()
+    bad_input: Collection[str] = ()
+
+    def status(self, code: str) -> int:
+        if code in self.forbidden:
+            return 403
+        if code in self.unknown:
+            return 404
+        if code in self.bad_input:
+            return 422
+        return 409
 
 
 def precheck(node: Node, key_id: str, app: str, tx_type: str, payload: dict[str, Any]) -> None:

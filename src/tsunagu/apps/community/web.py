@@ -17,26 +17,29 @@ from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
 from tsunagu.web import writes
 from tsunagu.web.deps import committed, services
+from tsunagu.web.writes import Refusals
 
 APP = "community"
-FORBIDDEN = {"forbidden_role", "other_group", "not_party", "bad_token"}
-UNKNOWN = {"unknown_activity", "unknown_session", "unknown_help", "unknown_credential"}
-BAD_INPUT = {
-    "invalid_payload",
-    "unknown_category",
-    "unknown_place",
-    "bad_times",
-    "personal_data",
-    "time_future",
-    "checkout_before_checkin",
-    "over_24h",
-    "outside_activity",
-    "unknown_skill",
-    "unknown_milestone",
-    "self_help",
-    "overlapping",
-    "not_checked_in",
-}
+REFUSALS = Refusals(
+    forbidden={"forbidden_role", "other_group", "not_party", "bad_token"},
+    unknown={"unknown_activity", "unknown_session", "unknown_help", "unknown_credential"},
+    bad_input={
+        "invalid_payload",
+        "unknown_category",
+        "unknown_place",
+        "bad_times",
+        "personal_data",
+        "time_future",
+        "checkout_before_checkin",
+        "over_24h",
+        "outside_activity",
+        "unknown_skill",
+        "unknown_milestone",
+        "self_help",
+        "overlapping",
+        "not_checked_in",
+    },
+)
 
 
 def store(request: Request) -> CommunityStore:
@@ -45,13 +48,7 @@ def store(request: Request) -> CommunityStore:
 
 
 def http_error(exc: Rejected) -> TsunaguError:
-    status = 409
-    if exc.code in FORBIDDEN:
-        status = 403
-    elif exc.code in UNKNOWN:
-        status = 404
-    elif exc.code in BAD_INPUT:
-        status = 422
+    status = REFUSALS.status(exc.code)
     return TsunaguError(exc.message_en, exc.message_ja, code=exc.code, status=status, **exc.extra)
 
 

@@ -27,27 +27,29 @@ from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.node.node import Receipt
 from tsunagu.web.deps import current_user, require_roles, services
-from tsunagu.web.writes import submit_as
+from tsunagu.web.writes import Refusals, submit_as
 
 PREFIX = "/api/v1/eco"
-FORBIDDEN = {
-    "forbidden_role",
-    "not_programme_staff",
-    "not_holder",
-    "other_shop",
-    "other_municipality",
-}
-UNKNOWN = {"unknown_device", "unknown_report", "unknown_lot", "unknown_reward"}
-BAD_INPUT = {
-    "invalid_payload",
-    "consent_required",
-    "negative_reading",
-    "personal_data",
-    "bad_voucher",
-    "bad_period",
-    "bad_recipient",
-    "export_above_generation",
-}
+REFUSALS = Refusals(
+    forbidden={
+        "forbidden_role",
+        "not_programme_staff",
+        "not_holder",
+        "other_shop",
+        "other_municipality",
+    },
+    unknown={"unknown_device", "unknown_report", "unknown_lot", "unknown_reward"},
+    bad_input={
+        "invalid_payload",
+        "consent_required",
+        "negative_reading",
+        "personal_data",
+        "bad_voucher",
+        "bad_period",
+        "bad_recipient",
+        "export_above_generation",
+    },
+)
 CREDIT_VIEW_ROLES = ("env_staff", "staff", "verifier")
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -109,12 +111,7 @@ def view(request: Request) -> EcoView:
 
 
 def status_for(exc: Rejected) -> Rejected:
-    if exc.code in FORBIDDEN:
-        exc.status = 403
-    elif exc.code in UNKNOWN:
-        exc.status = 404
-    elif exc.code in BAD_INPUT:
-        exc.status = 422
+    exc.status = REFUSALS.status(exc.code)
     return exc
 
 

@@ -34,42 +34,44 @@ from tsunagu.errors import InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
 from tsunagu.web.deps import require_roles, services
-from tsunagu.web.writes import submit_as
+from tsunagu.web.writes import Refusals, submit_as
 
 KEEPALIVE_SECONDS = 15.0
 MAX_LABELS = 100
-# A refusal's HTTP status by the contract's code (anything else is a 409 conflict).
-FORBIDDEN = {
-    "forbidden_role",
-    "not_shelter_staff",
-    "not_owner",
-    "not_sender",
-    "not_destination",
-    "not_allowed",
-    "other_municipality",
-}
-UNKNOWN = {"unknown_need", "unknown_offer", "unknown_match"}
-BAD_INPUT = {
-    "invalid_payload",
-    "unknown_item",
-    "wrong_unit",
-    "unknown_allergen",
-    "allergens_not_food",
-    "size_required",
-    "bad_size",
-    "must_be_new",
-    "expiry_required",
-    "date_past",
-    "unknown_place",
-    "not_shelter",
-    "personal_data",
-    "nothing_to_change",
-    "code_too_short",
-    "bad_partial",
-    "note_required",
-    "quantity_mismatch",
-    "more_than_shipped",
-}
+# A refusal's HTTP status by the contract's code.
+REFUSALS = Refusals(
+    forbidden={
+        "forbidden_role",
+        "not_shelter_staff",
+        "not_owner",
+        "not_sender",
+        "not_destination",
+        "not_allowed",
+        "other_municipality",
+    },
+    unknown={"unknown_need", "unknown_offer", "unknown_match"},
+    bad_input={
+        "invalid_payload",
+        "unknown_item",
+        "wrong_unit",
+        "unknown_allergen",
+        "allergens_not_food",
+        "size_required",
+        "bad_size",
+        "must_be_new",
+        "expiry_required",
+        "date_past",
+        "unknown_place",
+        "not_shelter",
+        "personal_data",
+        "nothing_to_change",
+        "code_too_short",
+        "bad_partial",
+        "note_required",
+        "quantity_mismatch",
+        "more_than_shipped",
+    },
+)
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2}
 
 IsoDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-12-01"])]
@@ -175,12 +177,7 @@ async def submit(request: Request, user: User, type_: str, payload: dict[str, An
     try:
         return await submit_as(request, user, "relief", type_, payload)
     except Rejected as exc:
-        if exc.code in FORBIDDEN:
-            exc.status = 403
-        elif exc.code in UNKNOWN:
-            exc.status = 404
-        elif exc.code in BAD_INPUT:
-            exc.status = 422
+        exc.status = REFUSALS.status(exc.code)
         raise
 
 
