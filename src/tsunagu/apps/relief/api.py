@@ -36,8 +36,6 @@ from tsunagu.node.node import Receipt
 from tsunagu.web.deps import require_roles, services
 from tsunagu.web.writes import Refusals, submit_as
 
-KEEPALIVE_SECONDS = 15.0
-MAX_LABELS = 100
 # A refusal's HTTP status by the contract's code.
 REFUSALS = Refusals(
     forbidden={

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 
 from tsunagu.apps.relief import labels
 from tsunagu.apps.relief.api import (
-    MAX_LABELS,
     MatchesBody,
     ReasonBody,
     ReceiptBody,
@@ -30,6 +29,8 @@ from tsunagu.errors import Forbidden, InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
 from tsunagu.web.deps import current_user, services
+
+MAX_LABELS = 100  # labels in one PDF
 
 
 def proposal_for(request: Request, user: User) -> dict[str, Any]:

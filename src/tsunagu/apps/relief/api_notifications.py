@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tsunagu.apps.relief.api import KEEPALIVE_SECONDS, inbox
+from tsunagu.apps.relief.api import inbox
 from tsunagu.errors import NotFound
 from tsunagu.identity.private import User
 from tsunagu.web.deps import current_user
+
+KEEPALIVE_SECONDS = 15.0  # a comment line on an idle event stream, so proxies keep it open
 
 
 def notification_routes(r: APIRouter) -> None:
