@@ -327,14 +327,7 @@ class CatchUp:
                 verdicts is not None and not verdicts.cancelled() and verdicts.exception() is None
             )
             self.checked["workers" if ahead_of_time else "here"] += header.tx_count
-            head = Head(
-                header.height,
-                header.hash,
-                header.tree_size,
-                header.tree_root,
-                header.state_hash,
-                header.timestamp,
-            )
+            head = Head.of(header)
             frontier = built.frontier
             builts.append(built)
         if builts:

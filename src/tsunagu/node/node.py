@@ -482,14 +482,7 @@ class Node:
     ) -> None:
         header = block.header
         self.store.state_committed(writes)
-        self.head = Head(
-            header.height,
-            header.hash,
-            header.tree_size,
-            header.tree_root,
-            header.state_hash,
-            header.timestamp,
-        )
+        self.head = Head.of(header)
         self.frontier = frontier
         seqs = [(key, value) for ns, key, value in writes if ns == SEQ_NS]
         if seqs:

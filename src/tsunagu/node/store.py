@@ -70,6 +70,18 @@ class Head:
     state_hash: str
     timestamp: str
 
+    @classmethod
+    def of(cls, header: BlockHeader) -> Head:
+        """The head a block with ``header`` makes."""
+        return cls(
+            header.height,
+            header.hash,
+            header.tree_size,
+            header.tree_root,
+            header.state_hash,
+            header.timestamp,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StoredTx:
@@ -233,14 +245,7 @@ class Store:
         if row is None:
             return None
         header = BlockHeader.from_json(json.loads(row[0]))
-        return Head(
-            header.height,
-            header.hash,
-            header.tree_size,
-            header.tree_root,
-            header.state_hash,
-            header.timestamp,
-        )
+        return Head.of(header)
 
     def header(self, height: int) -> tuple[BlockHeader, str] | None:
         row = (
