@@ -17,10 +17,9 @@ from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
 from tsunagu.web import writes
 from tsunagu.web.deps import committed, services
-from tsunagu.web.writes import Refusals
 
 APP = "community"
-REFUSALS = Refusals(
+REFUSALS = writes.Refusals(
     forbidden={"forbidden_role", "other_group", "not_party", "bad_token"},
     unknown={"unknown_activity", "unknown_session", "unknown_help", "unknown_credential"},
     bad_input={

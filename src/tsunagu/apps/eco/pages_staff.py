@@ -38,20 +38,17 @@ def _lots(v: Any, keep) -> list[dict[str, Any]]:
     return [v.lot(x) for x in v.all("lot") if keep(x)]
 
 
-def _managed(v: Any, user: User, status: str) -> list[dict[str, Any]]:
-    """Devices with ``status`` that ``user`` may act on: those of their own municipality (the
-    contract refuses the others), every one for an administrator."""
+def _managed(v: Any, user: User) -> list[dict[str, Any]]:
+    """The devices ``user`` may act on: those of their own municipality (the contract refuses
+    the others), every one for an administrator."""
     everywhere = "admin" in user.roles
     mine = municipality_of(v.state.get("identity.org", user.org))
-    return [
-        v.device(d)
-        for d in v.all("device")
-        if d["status"] == status and (everywhere or d["municipality"] == mine)
-    ]
+    return [v.device(d) for d in v.all("device") if everywhere or d["municipality"] == mine]
 
 
 def staff_page(request: Request, user: User, error: str | None = None, status: int = 200):
     v = view(request)
+    devices = _managed(v, user)
     prog = v.programme()
     closed = prog["closed_through"]
     # The next report starts after the last closed month (or, for the first, last month).
@@ -62,8 +59,8 @@ def staff_page(request: Request, user: User, error: str | None = None, status: i
         status_code=status,
         error=error,
         done=request.query_params.get("done"),
-        pending=_managed(v, user, "pending"),
-        approved=_managed(v, user, "approved"),
+        pending=[d for d in devices if d["status"] == "pending"],
+        approved=[d for d in devices if d["status"] == "approved"],
         rewards=v.all("reward"),
         reports=v.all("report"),
         programme=prog,
