@@ -36,7 +36,8 @@ from typing import Any
 from tsunagu.errors import Unavailable
 from tsunagu.ledger import merkle
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
-from tsunagu.ledger.tx import decode_leaf
+from tsunagu.ledger.canonical import loads_json
+from tsunagu.ledger.tx import Transaction
 from tsunagu.node.orderer import Pending
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def _child(conn: Connection, data_dir: str) -> None:
             if message is None:
                 break
             try:
-                built = node.build_block([decode_leaf(leaf) for leaf in message])
+                # The parent decoded every leaf strictly at admission: parse them only.
+                txs = [Transaction.from_body(loads_json(leaf), leaf) for leaf in message]
+                built = node.build_block(txs)
                 block = node.write_built(built, durable=False)
             except Exception as exc:
                 syncer.put([], None, f"The block could not be committed: {exc}")  # type: ignore[arg-type]
