@@ -67,6 +67,7 @@ def _serve(node, private, apps, host: str, port: int, public_base_url: str | Non
     import uvicorn
 
     from tsunagu.web.app import create_app
+    from tsunagu.web.fasthttp import protocol
 
     node.start()
     if node.consortium is not None:
@@ -74,7 +75,14 @@ def _serve(node, private, apps, host: str, port: int, public_base_url: str | Non
     app = create_app(node, private, apps, public_base_url=public_base_url)
     _tune_gc()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=protocol(app),  # POST /api/v1/tx answered without an ASGI task
+        )
     finally:
         if node.consortium is not None:
             node.consortium.stop()

@@ -318,7 +318,11 @@ def test_oversized_chunked_body_is_413(http: TestClient) -> None:
 def server(demo: dict[str, Any]) -> Iterator[int]:
     import uvicorn
 
-    config = uvicorn.Config(demo["app"], host="127.0.0.1", port=0, log_level="warning")
+    from tsunagu.web.fasthttp import protocol
+
+    config = uvicorn.Config(
+        demo["app"], host="127.0.0.1", port=0, log_level="warning", http=protocol(demo["app"])
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -1,11 +1,16 @@
-"""The write path for client-signed transactions, as plain ASGI.
+"""The write path for client-signed transactions, without the web framework.
 
 ``POST /api/v1/tx`` is the one route every write of a client-signing integration goes
 through, at thousands of requests a second. Through FastAPI each request cost about 0.7 ms
 of event-loop CPU (routing, middleware, dependency solving, body validation) for work that
 is: read a small JSON body, decode the envelope, hand it to the node and wait for its block.
-:class:`FastTx` does exactly that and nothing else; the application
-(:class:`tsunagu.web.app.TsunaguAPI`) hands it these requests before its middleware stack.
+
+This module does exactly that and nothing else, in two forms that share every decision:
+
+- :class:`FastTx`, plain ASGI: the application (:class:`tsunagu.web.app.TsunaguAPI`) hands it
+  these requests before its middleware stack (any ASGI server, the test client);
+- :mod:`tsunagu.web.fasthttp`, the HTTP protocol ``tsunagu serve`` runs, which answers them
+  straight from the connection without an ASGI task at all.
 
 It answers only requests it fully understands: a JSON object body (the envelope), sent as
 ``application/json``, within the API body limit. Anything else (another path, method or
@@ -17,19 +22,85 @@ OpenAPI and gives the same answers and errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tsunagu.errors import InternalError, TsunaguError
+from tsunagu.errors import InternalError, Rejected, TsunaguError
 from tsunagu.ledger.tx import decode_tx
-from tsunagu.web.deps import committed
+from tsunagu.node.node import Receipt
+from tsunagu.node.orderer import Pending
+from tsunagu.web.deps import committed, rejection
 from tsunagu.web.limits import DEFAULT_LIMIT, too_large
 
 PATH = "/api/v1/tx"
 PROBLEM = b"application/problem+json"
 JSON = b"application/json"
+
+Answer = tuple[int, bytes, bytes]  # status, content type, body
+
+
+def media_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bool, bytes | None]:
+    """The request's media type, whether it prefers Japanese, and its declared length."""
+    media, ja, declared = b"", False, None
+    for name, value in headers:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+        elif name == b"accept-language":
+            ja = value.startswith(b"ja")
+        elif name == b"content-length":
+            declared = value
+    return media, ja, declared
+
+
+def too_long(declared: bytes | None) -> bool:
+    return declared is not None and declared.isdigit() and int(declared) > DEFAULT_LIMIT
+
+
+def envelope_of(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or ``None`` (then the FastAPI route answers)."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
+def submit(node: Any, envelope: dict[str, Any], ja: bool) -> Pending | Answer:
+    """Hand the envelope to the node's admission, or the answer that refuses it."""
+    try:
+        return node.submit_queued(decode_tx(envelope))
+    except TsunaguError as error:
+        return refusal(error, ja)
+    except Exception:
+        return refusal(InternalError(), ja)
+
+
+def answer(receipt: Receipt) -> Answer:
+    """The answer for a receipt: 201 with where the transaction is, or its refusal."""
+    if receipt.status != "committed":
+        raise rejection(receipt)
+    out = (
+        f'{{"tx_id":"{receipt.tx_id}","height":{receipt.height},'
+        f'"index":{receipt.index},"status":"{receipt.status}"}}'
+    ).encode()
+    return 201, JSON, out
+
+
+def refusal(error: BaseException, ja: bool) -> Answer:
+    if not isinstance(error, TsunaguError):
+        error = InternalError()
+    problem = error.problem("ja" if ja else "en", instance=PATH)
+    body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode()
+    return error.status, PROBLEM, body
+
+
+def outcome(receipt: Receipt, ja: bool) -> Answer:
+    try:
+        return answer(receipt)
+    except Rejected as error:
+        return refusal(error, ja)
 
 
 class FastTx:
@@ -41,14 +112,11 @@ class FastTx:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-        if media_type != JSON:
+        media, ja, declared = media_type(scope.get("headers") or ())
+        if media != JSON:
             await self.app(scope, receive, send)
             return
-        ja = headers.get(b"accept-language", b"").startswith(b"ja")
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > DEFAULT_LIMIT:
+        if too_long(declared):
             await too_large(send, DEFAULT_LIMIT, ja)
             return
         chunks: list[bytes] = []
@@ -66,32 +134,19 @@ class FastTx:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        try:
-            envelope = json.loads(body)
-        except ValueError:
-            envelope = None
-        if not isinstance(envelope, dict):
+        envelope = envelope_of(body)
+        if envelope is None:
             await self.app(scope, _replay(body, receive), send)
             return
+        pending = submit(self.node(), envelope, ja)
+        if isinstance(pending, tuple):
+            await _answer(send, *pending)
+            return
         try:
-            tx = decode_tx(envelope)
-            receipt = await committed(self.node().submit_queued(tx))
-        except TsunaguError as error:
-            await _answer(send, error.status, PROBLEM, _problem_bytes(error, ja))
-            return
-        except Exception:
-            await _answer(send, 500, PROBLEM, _problem_bytes(InternalError(), ja))
-            return
-        out = (
-            f'{{"tx_id":"{receipt.tx_id}","height":{receipt.height},'
-            f'"index":{receipt.index},"status":"{receipt.status}"}}'
-        ).encode()
-        await _answer(send, 201, JSON, out)
-
-
-def _problem_bytes(error: TsunaguError, ja: bool) -> bytes:
-    problem = error.problem("ja" if ja else "en", instance=PATH)
-    return json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode()
+            result = answer(await committed(pending))
+        except Exception as error:  # refused at admission or by the contract, or a timeout
+            result = refusal(error, ja)
+        await _answer(send, *result)
 
 
 async def _answer(send: Send, status: int, content_type: bytes, body: bytes) -> None:
