@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,41 @@ def test_a_block_is_acknowledged_only_after_the_wal_sync_that_covers_it(tmp_path
     node.stop()
     assert len(heights) > 1 and synced
     assert early == []
+
+
+def test_the_block_wait_counts_from_the_first_transactions_arrival() -> None:
+    """A transaction that arrived while the previous batch was being delivered has waited
+    already: once the orderer is free, it cuts that batch at once instead of waiting
+    ``max_wait`` again (as its docstring says: after the first transaction arrived)."""
+    from tsunagu.node.orderer import Pending
+
+    orderer = SoloOrderer(max_txs=500, max_wait=1.0)
+    delivered: list[tuple[float, list[Pending]]] = []
+    first_done = threading.Event()
+
+    class Slow:
+        def deliver(self, batch: list[Pending]) -> None:
+            delivered.append((time.monotonic(), batch))
+            if len(delivered) == 1:
+                time.sleep(2.0)  # the first batch takes long to commit
+                first_done.set()
+
+    orderer.start(Slow())
+    try:
+        a, b = Pending(None), Pending(None)  # type: ignore[arg-type]  # never looked into
+        start = time.monotonic()
+        orderer.submit(a)
+        time.sleep(1.3)  # the first batch was cut at 1.0 s and is being delivered
+        orderer.submit(b)
+        assert first_done.wait(10)
+        returned = time.monotonic()
+        deadline = returned + 10
+        while len(delivered) < 2:
+            assert time.monotonic() < deadline, "the second batch was never delivered"
+            time.sleep(0.01)
+    finally:
+        orderer.stop()
+    assert [batch for _, batch in delivered] == [[a], [b]]
+    assert delivered[0][0] - start >= 0.9  # the first batch waited its max_wait
+    # b had waited 1.7 s by then: cut at once (it was cut 1.0 s later before)
+    assert delivered[1][0] - returned < 0.5

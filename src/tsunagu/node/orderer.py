@@ -23,6 +23,7 @@ class Pending:
 
     tx: Transaction
     future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)  # when the node was handed it
 
 
 Deliver = Callable[[list[Pending]], None]
@@ -71,13 +72,17 @@ class SoloOrderer:
             if first is None:
                 return
             batch = [first]
-            deadline = time.monotonic() + self.max_wait
+            # The wait counts from the first transaction's arrival, not from when this thread
+            # took it: one that came while the last batch was being delivered has waited.
+            deadline = first.arrived + self.max_wait
             while len(batch) < self.max_txs:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
+                try:  # past the deadline, what is already waiting still joins
+                    item = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if item is None:

@@ -220,8 +220,8 @@ class EtcdOrderer:
         while not stop:
             if isinstance(item, Pending):
                 batch.append(item)
-                if deadline is None:
-                    deadline = time.monotonic() + self.max_wait
+            if deadline is None and batch:  # from the first one's arrival (see SoloOrderer)
+                deadline = batch[0].arrived + self.max_wait
             if len(batch) >= self.max_txs:
                 break
             try:
@@ -230,8 +230,9 @@ class EtcdOrderer:
                 else:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        break
-                    item = self._queue.get(timeout=remaining)
+                        item = self._queue.get_nowait()
+                    else:
+                        item = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
             stop = item is None
