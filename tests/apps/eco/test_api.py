@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -158,7 +158,8 @@ def test_staff_suspend_a_device_and_its_readings_are_refused(api: Api, eco_chain
     assert record["history"][-1]["reason"] == "inverter replaced"
     assert record["history"][-1]["tx_id"] == done.json()["tx_id"]
     listed = api.get(f"{E}/devices", "envstaff1", params={"status": "suspended"}).json()
-    assert dev in {d["id"] for d in listed["devices"]}
+    mine = [d for d in listed["devices"] if d["id"] == dev]
+    assert mine and mine[0]["suspended_because"] == "inverter replaced"
 
     again = api.post(url, "envstaff1", {"reason": "twice"}, lang="ja")
     assert again.status_code == 409 and again.json()["code"] == "already_suspended"
@@ -168,6 +169,67 @@ def test_staff_suspend_a_device_and_its_readings_are_refused(api: Api, eco_chain
     at = format_timestamp(datetime.now(UTC))
     payload = reading_payload(dev, "pv", at, 1_000, 0)
     eco_chain.refused(key, "reading.pv", payload, "device_not_approved")
+
+
+def test_staff_reinstate_a_device_whose_next_reading_is_its_new_start(
+    api: Api, eco_chain: EcoChain
+) -> None:
+    """A reinstated device earns nothing for what its meter counted while suspended: its
+    first reading afterwards is recorded as the new starting point, and the readings after
+    that count as before. Every refusal changes nothing."""
+    d = eco_chain.device(hours=6)
+    ok, bad = eco_chain.reading(d, d.at + timedelta(hours=1), d.a + 1_000, d.b + 200)
+    eco_chain.ok(d.key, ok, bad)
+    url = f"{E}/devices/{d.id}/reinstate"
+    before = eco_chain.snapshot()
+    not_yet = api.post(url, "envstaff1", {"reason": "fixed"}, lang="ja")
+    assert not_yet.status_code == 409 and not_yet.json()["code"] == "not_suspended"
+    assert not_yet.json()["detail"] == "この機器は停止中ではありません。"
+    assert eco_chain.snapshot() == before
+    suspend = api.post(f"{E}/devices/{d.id}/suspend", "envstaff1", {"reason": "broken"})
+    assert suspend.status_code == 200, suspend.text
+    suspended = eco_chain.get("device", d.id)
+    before = eco_chain.snapshot()
+    assert api.post(url, "resident1", {"reason": "fixed"}).status_code == 403
+    assert api.post(url, "envstaff1", {"reason": ""}).status_code == 422
+    assert (
+        api.post(f"{E}/devices/no-such-device/reinstate", "envstaff1", {"reason": "x"}).status_code
+        == 404
+    )
+    personal = api.post(url, "envstaff1", {"reason": "連絡先 090-1234-5678"})
+    assert personal.status_code == 422 and personal.json()["code"] == "personal_data"
+    assert eco_chain.snapshot() == before
+
+    done = api.post(url, "envstaff1", {"reason": "inverter repaired"})
+    assert done.status_code == 200 and done.json()["id"] == d.id, done.text
+    record = eco_chain.get("device", d.id)
+    assert record["status"] == "approved"
+    assert record["history"][-1] == {
+        "action": "reinstated",
+        "tx_id": done.json()["tx_id"],
+        "at": record["history"][-1]["at"],
+        "reason": "inverter repaired",
+    }
+    again = api.post(url, "envstaff1", {"reason": "twice"})
+    assert again.status_code == 409 and again.json()["code"] == "not_suspended"
+
+    # Four hours of generation while suspended (far more than the 4 kW array could make in
+    # the one hour after): the first reading is taken as the start and credits nothing.
+    start = d.at + timedelta(hours=5)
+    t, payload = eco_chain.reading(d, start, d.a + 16_000, d.b + 3_000)
+    eco_chain.ok(d.key, t, payload)
+    rebased = eco_chain.get("device", d.id)
+    assert rebased["grams"] == suspended["grams"] and rebased["readings"] == suspended["readings"]
+    assert rebased["last"] == {"at": payload["at"], "a": d.a + 16_000, "b": d.b + 3_000}
+    assert rebased["history"][-1]["action"] == "rebased"
+    # and the next one counts from there, with the usual checks
+    t, payload = eco_chain.reading(d, start + timedelta(minutes=30), d.a + 17_000, d.b + 3_100)
+    eco_chain.ok(d.key, t, payload)
+    counted = eco_chain.get("device", d.id)
+    assert counted["readings"] == suspended["readings"] + 1
+    assert counted["grams"] > suspended["grams"]
+    t, payload = eco_chain.reading(d, start + timedelta(minutes=40), d.a + 99_000, d.b + 3_100)
+    eco_chain.refused(d.key, t, payload, "exceeds_capacity")
 
 
 def test_dashboard_and_report_validation(api: Api) -> None:

@@ -197,6 +197,18 @@ def test_eco_points_to_retired_credit(browser: Browser, server: DemoServer, tmp_
     last = staff.request.get(f"{base}/api/v1/eco/devices/{device}/last").json()
     assert last["status"] == "suspended"
 
+    # 10. It is listed as suspended, with its reason, and taken back once repaired.
+    row = staff.locator("tr", has=staff.locator(f"button[aria-label='{device} を再開']"))
+    expect(row).to_contain_text("パワーコンディショナ交換のため")
+    row.locator("input[name=reason]").fill("交換が完了したため")
+    staff.click(f"button[aria-label='{device} を再開']")
+    expect(staff.locator(".alert.ok")).to_contain_text("再開しました")
+    expect(staff.locator(f"button[aria-label='{device} を再開']")).to_have_count(0)
+    expect(staff.locator(f"button[aria-label='{device} を停止']")).to_have_count(1)
+    assert_accessible(staff)
+    last = staff.request.get(f"{base}/api/v1/eco/devices/{device}/last").json()
+    assert last["status"] == "approved"
+
     # The dashboard shows it all.
     visit(staff, base + "/eco/dashboard")
     expect(staff.locator("h1")).to_have_text("自治体ダッシュボード")

@@ -193,6 +193,16 @@ async def suspend_device(request: Request, user: User, device: str, reason: str)
     return written(receipt, id=device)
 
 
+async def reinstate_device(
+    request: Request, user: User, device: str, reason: str
+) -> dict[str, Any]:
+    """Take a suspended device back: its next reading is its new starting point (what its
+    meter counted while suspended earns nothing), and the readings after it count."""
+    view(request).found("device", device, "device", "機器")
+    receipt = await submit(request, user, "device.reinstate", {"device": device, "reason": reason})
+    return written(receipt, id=device)
+
+
 async def redeem(request: Request, user: User, code: str) -> dict[str, Any]:
     payload = read_voucher(code)
     receipt = await submit(request, user, "points.redeem", payload)
@@ -324,6 +334,18 @@ def _participant_routes(r: APIRouter) -> None:
         """Suspend a device: its readings are refused from now on (environment staff of its
         municipality)."""
         return await suspend_device(request, user, device, body.reason)
+
+    @r.post("/devices/{device}/reinstate")
+    async def reinstate(
+        request: Request,
+        device: Slug,
+        body: SuspendBody,
+        user: Annotated[User, Depends(staff_role)],
+    ) -> dict[str, Any]:
+        """Take a suspended device back (environment staff of its municipality): its next
+        reading becomes its new starting point and earns nothing; the readings after it
+        count as before."""
+        return await reinstate_device(request, user, device, body.reason)
 
     @r.post("/rewards", status_code=201)
     async def put_reward(

@@ -24,6 +24,7 @@ class EcoContract(DeviceRules, PointRules, CreditRules, Contract):
         "device.register": p.DeviceRegister,
         "device.approve": p.DeviceRef,
         "device.suspend": p.DeviceSuspend,
+        "device.reinstate": p.DeviceSuspend,  # the same fields: which device, and why
         "reading.pv": p.PvReading,
         "reading.ev": p.EvReading,
         "reward.put": p.RewardPut,

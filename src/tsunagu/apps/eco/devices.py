@@ -197,9 +197,7 @@ class DeviceRules:
                 f"The device is {device['status']}, not waiting for approval.",
                 "この機器は承認待ちではありません。",
             )
-        device["status"] = "approved"
-        device["history"].append({"action": "approved", "tx_id": ctx.tx_id, "at": ctx.timestamp})
-        ctx.put("device", device["id"], device)
+        self._moved(ctx, device, "approved", "approved")
 
     def on_device_suspend(self, ctx: TxContext, p: DeviceSuspend) -> None:
         device = self._device(ctx, p.device)
@@ -207,11 +205,51 @@ class DeviceRules:
         self._text(ctx, p.reason)
         if device["status"] == "suspended":
             ctx.reject("already_suspended", "The device is suspended.", "この機器は停止済みです。")
-        device["status"] = "suspended"
-        device["history"].append(
-            {"action": "suspended", "tx_id": ctx.tx_id, "at": ctx.timestamp, "reason": p.reason}
-        )
+        self._moved(ctx, device, "suspended", "suspended", p.reason)
+
+    def on_device_reinstate(self, ctx: TxContext, p: DeviceSuspend) -> None:
+        """Take a suspended device back. Its counters ran on while it was suspended, and that
+        electricity must not earn anything: its next reading is taken as a new baseline
+        (recorded, not credited), and the readings after it count as before."""
+        device = self._device(ctx, p.device)
+        self._manages(ctx, device["municipality"])
+        self._text(ctx, p.reason)
+        if device["status"] != "suspended":
+            ctx.reject(
+                "not_suspended",
+                f"The device is {device['status']}, not suspended.",
+                "この機器は停止中ではありません。",
+            )
+        device["rebase"] = True
+        self._moved(ctx, device, "approved", "reinstated", p.reason)
+
+    @staticmethod
+    def _moved(
+        ctx: TxContext, device: dict[str, Any], status: str, action: str, reason: str | None = None
+    ) -> None:
+        """Give the device ``status``, with the event in its history, and store it."""
+        device["status"] = status
+        event = {"action": action, "tx_id": ctx.tx_id, "at": ctx.timestamp}
+        if reason is not None:
+            event["reason"] = reason
+        device["history"].append(event)
         ctx.put("device", device["id"], device)
+
+    @staticmethod
+    def _rebased(ctx: TxContext, device: dict[str, Any], at: str, a: int, b: int) -> bool:
+        """The first reading after a reinstatement: the new baseline, credited nothing (a
+        meter may have been replaced meanwhile, so the counters may be lower than before)."""
+        if not device.get("rebase"):
+            return False
+        if a < 0 or b < 0:
+            DeviceRules._negative(ctx)
+        if device["kind"] == "pv" and b > a:
+            DeviceRules._export_above(ctx)
+        device["rebase"] = False
+        device["last"] = {"at": at, "a": a, "b": b}
+        device["history"].append({"action": "rebased", "tx_id": ctx.tx_id, "at": at})
+        ctx.put("device", device["id"], device)
+        return True
 
     # -- readings ----------------------------------------------------------------------
 
@@ -319,6 +357,8 @@ class DeviceRules:
 
     def on_reading_pv(self, ctx: TxContext, p: PvReading) -> None:
         device = self._reading_device(ctx, p.device, "pv", p.at)
+        if self._rebased(ctx, device, p.at, p.generated_wh, p.exported_wh):
+            return
         seconds = self._counters(ctx, device, p.at, p.generated_wh, p.exported_wh)
         generated = p.generated_wh - device["last"]["a"]
         exported = p.exported_wh - device["last"]["b"]
@@ -337,6 +377,8 @@ class DeviceRules:
 
     def on_reading_ev(self, ctx: TxContext, p: EvReading) -> None:
         device = self._reading_device(ctx, p.device, "ev", p.at)
+        if self._rebased(ctx, device, p.at, p.charged_wh, p.distance_m):
+            return
         seconds = self._counters(ctx, device, p.at, p.charged_wh, p.distance_m)
         charged = p.charged_wh - device["last"]["a"]
         metres = p.distance_m - device["last"]["b"]

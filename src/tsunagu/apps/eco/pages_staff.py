@@ -13,6 +13,7 @@ from tsunagu.apps.eco.api import (
     RewardBody,
     SuspendBody,
     approve_device,
+    reinstate_device,
     submit,
     suspend_device,
     view,
@@ -61,6 +62,7 @@ def staff_page(request: Request, user: User, error: str | None = None, status: i
         done=request.query_params.get("done"),
         pending=[d for d in devices if d["status"] == "pending"],
         approved=[d for d in devices if d["status"] == "approved"],
+        suspended=[d for d in devices if d["status"] == "suspended"],
         rewards=v.all("reward"),
         reports=v.all("report"),
         programme=prog,
@@ -74,6 +76,10 @@ async def _staff_write(request: Request, user: User, form: Any) -> str:
     if action == "approve":
         await approve_device(request, user, str(form.get("device") or ""))
         return "approved"
+    if action == "reinstate":
+        body = SuspendBody(reason=str(form.get("reason") or "").strip())
+        await reinstate_device(request, user, str(form.get("device") or ""), body.reason)
+        return "reinstated"
     if action == "suspend":
         body = SuspendBody(reason=str(form.get("reason") or "").strip())
         await suspend_device(request, user, str(form.get("device") or ""), body.reason)

@@ -27,6 +27,14 @@ def today_jst() -> str:
     return (datetime.now(UTC) + rules.JST).date().isoformat()
 
 
+def _suspended_because(device: dict[str, Any]) -> str | None:
+    """The reason recorded with the device's latest suspension."""
+    for event in reversed(device.get("history") or []):
+        if event.get("action") == "suspended":
+            return event.get("reason")
+    return None
+
+
 class EcoView:
     """The committed eco state, read once per request."""
 
@@ -108,7 +116,10 @@ class EcoView:
                 "registered_at",
                 "key_id",
             )
-        } | {"municipality_name": self.place_name(d["municipality"])}
+        } | {
+            "municipality_name": self.place_name(d["municipality"]),
+            "suspended_because": _suspended_because(d) if d["status"] == "suspended" else None,
+        }
 
     # -- the dashboard -----------------------------------------------------------------
 
