@@ -309,3 +309,20 @@ def test_a_client_that_leaves_early_does_not_stop_the_server(served: dict[str, A
         assert after.response()[0] == 201
     finally:
         after.close()
+
+
+def test_an_unexpected_failure_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
+    """Not a refusal but a fault: a 500 problem without its details, and the traceback in
+    the server's log for the operator."""
+    from tsunagu.web import fasttx
+
+    class Failing:
+        def submit_queued(self, tx: Any) -> None:
+            raise RuntimeError("the disk is on fire")
+
+    with caplog.at_level("ERROR", logger="tsunagu.web.fasttx"):
+        status, media, body = fasttx.submit(Failing(), envelope(), ja=True)  # type: ignore[misc]
+    assert (status, media) == (500, b"application/problem+json")
+    problem = json.loads(body)
+    assert problem["status"] == 500 and "fire" not in problem["detail"]
+    assert any("the disk is on fire" in (r.exc_text or "") for r in caplog.records)

@@ -22,6 +22,7 @@ OpenAPI and gives the same answers and errors.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,6 +38,8 @@ from tsunagu.web.limits import DEFAULT_LIMIT, too_large
 PATH = "/api/v1/tx"
 PROBLEM = b"application/problem+json"
 JSON = b"application/json"
+
+log = logging.getLogger(__name__)
 
 Answer = tuple[int, bytes, bytes]  # status, content type, body
 
@@ -71,10 +74,8 @@ def submit(node: Any, envelope: dict[str, Any], ja: bool) -> Pending | Answer:
     """Hand the envelope to the node's admission, or the answer that refuses it."""
     try:
         return node.submit_queued(decode_tx(envelope))
-    except TsunaguError as error:
+    except Exception as error:  # a refusal (a TsunaguError), or a 500
         return refusal(error, ja)
-    except Exception:
-        return refusal(InternalError(), ja)
 
 
 def answer(receipt: Receipt) -> Answer:
@@ -89,7 +90,10 @@ def answer(receipt: Receipt) -> Answer:
 
 
 def refusal(error: BaseException, ja: bool) -> Answer:
+    """The problem+json answer for ``error``; anything but a :class:`TsunaguError` is a 500,
+    logged with its traceback."""
     if not isinstance(error, TsunaguError):
+        log.error("POST %s failed", PATH, exc_info=error)
         error = InternalError()
     problem = error.problem("ja" if ja else "en", instance=PATH)
     body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode()
