@@ -18,8 +18,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from democache import demo_copy
+from liveserver import serving
 from tsunagu.ledger import merkle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,22 +416,8 @@ def test_client_audits_and_submits_through_the_api(demo: dict[str, Any]) -> None
 
 @pytest.fixture(scope="module")
 def server(demo: dict[str, Any]) -> Iterator[str]:
-    import uvicorn
-
-    config = uvicorn.Config(demo["app"], host="127.0.0.1", port=0, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
+    with serving(demo["app"]) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
 
 
 def _run_client(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import rfc8785
 from fastapi.testclient import TestClient
 
 from democache import demo_copy
+from liveserver import serving
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import build_tx
 
@@ -316,25 +316,8 @@ def test_oversized_chunked_body_is_413(http: TestClient) -> None:
 
 @pytest.fixture(scope="module")
 def server(demo: dict[str, Any]) -> Iterator[int]:
-    import uvicorn
-
-    from tsunagu.web.fasthttp import protocol
-
-    config = uvicorn.Config(
-        demo["app"], host="127.0.0.1", port=0, log_level="warning", http=protocol(demo["app"])
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield uv.servers[0].sockets[0].getsockname()[1]
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serving(demo["app"]) as port:
+        yield port
 
 
 def _raw_chunked_post(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from democache import demo_copy
+from liveserver import serving
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import build_tx
 
@@ -46,11 +46,8 @@ class Counting:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
     from tsunagu.platform import discover_apps
     from tsunagu.web.app import create_app
-    from tsunagu.web.fasthttp import protocol
 
     apps = discover_apps()
     node, private = demo_copy(tmp_path_factory.mktemp("fasthttp"), apps, PASSWORD)
@@ -59,24 +56,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     receipt = node.submit_signed(admin, "identity", "member.add", payload).future.result(30)
     assert receipt.status == "committed", receipt
     app = Counting(create_app(node, private, apps))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", http=protocol(app))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield {
-            "node": node,
-            "app": app,
-            "port": server.servers[0].sockets[0].getsockname()[1],
-            "http": TestClient(app.app),  # the ASGI path, to compare answers with
-        }
+        with serving(app) as port:
+            yield {
+                "node": node,
+                "app": app,
+                "port": port,
+                "http": TestClient(app.app),  # the ASGI path, to compare answers with
+            }
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         node.stop()
 
 
