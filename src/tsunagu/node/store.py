@@ -260,13 +260,19 @@ class Store:
     def block(self, height: int, conn: sqlite3.Connection | None = None) -> Block | None:
         conn = conn or self.reader()
         row = conn.execute(
-            "SELECT header, signature FROM blocks WHERE height = ?", (height,)
+            "SELECT header, signature, first_index FROM blocks WHERE height = ?", (height,)
         ).fetchone()
         if row is None:
             return None
         header = BlockHeader.from_json(json.loads(row[0]))
+        # txs has no index on height: its rows are found by their log index (the primary
+        # key), from the block's first index for its tx_count; "WHERE height = ?" alone
+        # scanned the whole table for every block read.
+        first = row[2]
         rows = conn.execute(
-            "SELECT leaf, result FROM txs WHERE height = ? ORDER BY log_index", (height,)
+            "SELECT leaf, result FROM txs WHERE log_index BETWEEN ? AND ? AND height = ?"
+            " ORDER BY log_index",
+            (first, first + header.tx_count - 1, height),
         ).fetchall()
         return Block(
             header=header,

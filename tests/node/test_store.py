@@ -1,0 +1,54 @@
+"""Reading the store: what a block read costs must not grow with the chain (a real node, a real
+SQLite file; the cost is counted in SQLite virtual machine steps, which do not depend on the
+machine's speed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chainkit import STAFF_KEY, make_node, submit_all, submit_and_wait
+
+
+def _steps(conn, read) -> int:
+    """SQLite virtual machine instructions ``read()`` executes on ``conn``."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    conn.set_progress_handler(count, 1)
+    try:
+        read()
+    finally:
+        conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_reading_a_block_does_not_scan_the_whole_log(tmp_path: Path) -> None:
+    node, _ = make_node(tmp_path)
+    try:
+        first = submit_and_wait(node, STAFF_KEY, "testkv", "set", {"key": "a", "value": 1})
+        conn = node.store.reader()
+        block = node.store.block(first.height, conn)
+        assert block is not None and [tx.id for tx in block.txs] == [first.tx_id]
+        small = _steps(conn, lambda: node.store.block(first.height, conn))
+
+        items = [(STAFF_KEY, "testkv", "set", {"key": f"k{n}", "value": n}) for n in range(600)]
+        later = submit_all(node, items)
+        assert node.store.block(first.height, conn).txs == block.txs
+        large = _steps(conn, lambda: node.store.block(first.height, conn))
+        # The same block, 600 more transactions in the log: a scan of the txs table would
+        # add several instructions for every one of them.
+        assert large <= small + 20, (small, large)
+
+        # A block in the middle reads exactly its own transactions, in log order.
+        middle = later[300]
+        read = node.store.block(middle.height, conn)
+        assert read is not None
+        indexes = [r.index for r in later if r.height == middle.height]
+        assert [tx.id for tx in read.txs] == [r.tx_id for r in later if r.height == middle.height]
+        assert read.header.tx_count == len(indexes)
+        assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
+    finally:
+        node.stop()
