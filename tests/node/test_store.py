@@ -52,3 +52,30 @@ def test_reading_a_block_does_not_scan_the_whole_log(tmp_path: Path) -> None:
         assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
     finally:
         node.stop()
+
+
+def test_app_txs_reads_only_that_applications_transactions(tmp_path: Path) -> None:
+    node, _ = make_node(tmp_path)
+    try:
+        items = [(STAFF_KEY, "testkv", "set", {"key": f"k{n}", "value": n}) for n in range(5)]
+        items.append((STAFF_KEY, "testkv", "set", {"key": "bad", "value": -1}))  # rejected
+        receipts = submit_all(node, items)
+        height = receipts[-1].height  # the rejected one's block
+        block = node.store.block(height)
+        assert block is not None
+
+        header, txs = node.store.app_txs(height, "testkv")
+        assert header == block.header
+        mine = [r for r in receipts if r.height == height]
+        assert [(i, tx.id) for i, tx, _ in txs] == [(r.index, r.tx_id) for r in mine]
+        assert [result.status for _, _, result in txs] == [r.status for r in mine]
+        assert "rejected" in {result.status for _, _, result in txs}
+
+        # Another application's, or a name that only begins the same way: nothing.
+        assert node.store.app_txs(height, "identity") == (block.header, [])
+        assert node.store.app_txs(height, "test") == (block.header, [])
+        _, genesis = node.store.app_txs(0, "identity")
+        assert [tx.type for _, tx, _ in genesis] == ["genesis"]
+        assert node.store.app_txs(node.head.height + 1, "testkv") is None
+    finally:
+        node.stop()

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tsunagu.ledger.block import Block, BlockHeader, TxResult
-from tsunagu.ledger.canonical import loads_json
+from tsunagu.ledger.canonical import canonical, loads_json
 from tsunagu.ledger.merkle import Frontier, frontier_from_reader
 from tsunagu.ledger.tx import Transaction, decode_leaf
 
@@ -280,6 +280,33 @@ class Store:
             txs=tuple(decode_leaf(leaf) for leaf, _ in rows),
             results=tuple(TxResult.from_json(json.loads(result)) for _, result in rows),
         )
+
+    def app_txs(
+        self, height: int, app: str, conn: sqlite3.Connection | None = None
+    ) -> tuple[BlockHeader, list[tuple[int, Transaction, TxResult]]] | None:
+        """The header of the block at ``height`` and, of its transactions, only ``app``'s,
+        each with its log index and result (``None`` when there is no such block): what an
+        application's listener reads to catch up. The other transactions are not decoded, nor
+        even read out of SQLite: a leaf is canonical JSON, whose first member is ``app`` (the
+        envelope's keys in order), so ``app``'s leaves are those that begin with
+        ``{"app":"<app>",``."""
+        conn = conn or self.reader()
+        row = conn.execute(
+            "SELECT header, first_index FROM blocks WHERE height = ?", (height,)
+        ).fetchone()
+        if row is None:
+            return None
+        header = BlockHeader.from_json(json.loads(row[0]))
+        prefix = b'{"app":' + canonical(app) + b","
+        rows = conn.execute(
+            "SELECT log_index, leaf, result FROM txs WHERE log_index BETWEEN ? AND ?"
+            " AND height = ? AND substr(leaf, 1, ?) = ? ORDER BY log_index",
+            (row[1], row[1] + header.tx_count - 1, height, len(prefix), prefix),
+        ).fetchall()
+        return header, [
+            (index, decode_leaf(leaf), TxResult.from_json(json.loads(result)))
+            for index, leaf, result in rows
+        ]
 
     def blocks_desc(self, limit: int, before: int | None = None) -> list[BlockHeader]:
         conn = self.reader()

@@ -788,6 +788,25 @@ def test_notifications_are_marked_read(relief: Relief):
     assert_problem(relief.get("/notifications"), 401, "unauthorized")
 
 
+def test_notifications_read_back_from_stored_blocks_are_those_of_the_live_blocks(relief: Relief):
+    """After a restart the inbox reads the blocks it missed from the store, decoding only
+    their relief transactions: it must find exactly what it found in the live blocks."""
+    from tsunagu.apps.relief.service import service_for
+
+    relief.match()
+    inbox = service_for(relief.node)
+    found = 0
+    for height in range(relief.node.head.height + 1):
+        block = relief.node.store.block(height)
+        live = inbox._notifications(block.header, list(zip(block.txs, block.results, strict=True)))
+        header, txs = relief.node.store.app_txs(height, "relief")
+        assert header == block.header
+        assert [tx for _, tx, _ in txs] == [tx for tx in block.txs if tx.app == "relief"]
+        assert inbox._notifications(header, [(tx, r) for _, tx, r in txs]) == live
+        found += len(live)
+    assert found > 0
+
+
 @pytest.fixture(scope="module")
 def server(relief: Relief) -> Iterator[str]:
     """The same app on a real uvicorn server, for the event stream."""

@@ -49,16 +49,16 @@ class ReadingIndex:
             done = self.height()
             state = self.node.store.state()
             for height in range(done + 1, head.height + 1):
-                block = self.node.store.block(height)
-                if block is None:
+                found = self.node.store.app_txs(height, "eco")  # only eco's are decoded
+                if found is None:
                     break
-                self._block(block, state)
+                self._block(height, found[1], state)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('height', ?)", (str(height),))
             self.db.commit()
 
-    def _block(self, block: Any, state: Any) -> None:
-        first = block.header.tree_size - block.header.tx_count
-        for i, (tx, result) in enumerate(zip(block.txs, block.results, strict=True)):
+    def _block(self, height: int, txs: list[tuple[int, Any, Any]], state: Any) -> None:
+        """Index a block's eco transactions (log index, transaction, result)."""
+        for log_index, tx, result in txs:
             if tx.app != "eco" or result.status != "committed":
                 continue
             if tx.type == "device.register":
@@ -76,7 +76,7 @@ class ReadingIndex:
                     ),
                 )
             elif tx.type in ("reading.pv", "reading.ev"):
-                self._reading(tx, block.header.height, first + i, state)
+                self._reading(tx, height, log_index, state)
 
     def _reading(self, tx: Any, height: int, log_index: int, state: Any) -> None:
         p = tx.payload

@@ -35,7 +35,8 @@ from typing import Any
 
 from tsunagu.apps.relief import catalog
 from tsunagu.apps.relief.contract import match_id
-from tsunagu.ledger.block import Block
+from tsunagu.ledger.block import Block, BlockHeader, TxResult
+from tsunagu.ledger.tx import Transaction
 from tsunagu.node.node import Node
 
 log = logging.getLogger(__name__)
@@ -192,11 +193,14 @@ class Inbox:
         every ``SAVE_EVERY`` blocks (re-reading a few blocks after a restart is harmless, the
         inserts are idempotent)."""
         for height in range(self._last_height() + 1, upto + 1):
-            block = given if given is not None and given.height == height else None
-            block = block or self.node.store.block(height)
-            if block is None:
-                return
-            rows = self._notifications(block)
+            if given is not None and given.height == height:
+                header, items = given.header, list(zip(given.txs, given.results, strict=True))
+            else:  # only the relief transactions of a stored block are read and decoded
+                found = self.node.store.app_txs(height, "relief")
+                if found is None:
+                    return
+                header, items = found[0], [(tx, result) for _, tx, result in found[1]]
+            rows = self._notifications(header, items)
             self._height = height
             if not rows and height % SAVE_EVERY:
                 continue
@@ -223,10 +227,12 @@ class Inbox:
             if fresh:
                 self._publish(fresh)
 
-    def _notifications(self, block: Block) -> list[tuple]:
+    def _notifications(
+        self, header: BlockHeader, items: list[tuple[Transaction, TxResult]]
+    ) -> list[tuple]:
         state = None
         rows = []
-        for tx, result in zip(block.txs, block.results, strict=True):
+        for tx, result in items:
             kind = KINDS.get(tx.type) if tx.app == "relief" else None
             if kind is None or result.status != "committed":
                 continue
@@ -241,9 +247,7 @@ class Inbox:
                     continue
                 body = json.dumps(self._body(state, kind, match), ensure_ascii=False)
                 for org in self._audience(kind, match):
-                    rows.append(
-                        (org, kind, ident, tx.id, block.height, block.header.timestamp, body)
-                    )
+                    rows.append((org, kind, ident, tx.id, header.height, header.timestamp, body))
         return rows
 
     @staticmethod
