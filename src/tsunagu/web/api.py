@@ -77,8 +77,9 @@ def router() -> APIRouter:
         )
 
     @r.get("/status", tags=["ledger"])
-    def status(request: Request) -> dict[str, Any]:
+    async def status(request: Request) -> dict[str, Any]:
         """This node's head: height, head hash, log size and root, state hash."""
+        # async: it reads only the node's head in memory, so it needs no worker thread.
         return services(request).node.status()
 
     @r.get("/blocks", tags=["ledger"])
