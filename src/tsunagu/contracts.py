@@ -154,6 +154,14 @@ class Contract:
         handler = getattr(self, "on_" + ctx.tx_type.replace(".", "_"))
         handler(ctx, payload)
 
+    def prefetch(self, tx_type: str, payload: dict[str, Any]) -> list[tuple[str, str]]:
+        """State a transaction of ``tx_type`` with ``payload`` (not validated yet) will
+        probably read, as ``(namespace, key)`` pairs: a node reads them for a whole run of
+        transactions in a few queries before executing it. Only a hint: execution reads what
+        it reads, a key named here need not exist, and a wrong hint costs a read. None by
+        default."""
+        return []
+
 
 def require_member_role(member: Member | None, *roles: str) -> Member:
     """For routes: the same role rule as :meth:`TxContext.require_role`, as an HTTP error."""

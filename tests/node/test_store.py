@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chainkit import STAFF_KEY, make_node, submit_all, submit_and_wait
+from tsunagu.node.store import StateStore
 
 
 def _steps(conn, read) -> int:
@@ -77,5 +78,28 @@ def test_app_txs_reads_only_that_applications_transactions(tmp_path: Path) -> No
         _, genesis = node.store.app_txs(0, "identity")
         assert [tx.type for _, tx, _ in genesis] == ["genesis"]
         assert node.store.app_txs(node.head.height + 1, "testkv") is None
+    finally:
+        node.stop()
+
+
+def test_prefetch_caches_exactly_what_the_state_table_holds(tmp_path: Path) -> None:
+    node, _ = make_node(tmp_path)
+    try:
+        submit_all(
+            node, [(STAFF_KEY, "testkv", "set", {"key": f"k{n}", "value": n}) for n in range(3)]
+        )
+        keys = [("testkv.entry", f"k{n}") for n in range(5)]  # k3 and k4 do not exist
+        keys += [("testkv.entry", "k0"), ("other.ns", "k1")]
+        state = node.store.committed_state()
+        state.prefetch([*keys, ("testkv.entry", 7)])  # type: ignore[list-item]  # skipped
+        # Afterwards the reads named are answered without SQLite, and exactly as SQLite would.
+        writer = node.store.writer
+        steps = _steps(writer, lambda: [state.get_raw(ns, key) for ns, key in keys])
+        assert steps == 0
+        plain = StateStore(node.store.reader())
+        for ns, key in keys:
+            assert state.get_raw(ns, key) == plain.get_raw(ns, key)
+        assert state.get("testkv.entry", "k2") == {"value": 2}
+        assert state.get_raw("testkv.entry", "k4") is None
     finally:
         node.stop()

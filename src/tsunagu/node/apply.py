@@ -65,7 +65,7 @@ class Ahead:
 def check_block(node: Any, block: Block) -> Built:
     """Everything :class:`~tsunagu.node.node.Node` must know before it writes ``block``
     on its head; raises :class:`BadBlock` naming the first failed check."""
-    return check_next(node, block, node.head, node.frontier, node.store.committed_state())
+    return check_next(node, block, node.head, node.frontier, node.state_for(block.txs))
 
 
 def _signatures_hold(txs: tuple[Transaction, ...], keys: list[bytes | None], ahead: Ahead) -> bool:

@@ -308,7 +308,7 @@ class CatchUp:
         failure is raised."""
         node = self.node
         head, frontier = node.head, node.frontier
-        state = RunState(node.store.committed_state())
+        state = RunState(node.state_for([tx for p in prepared if p.block for tx in p.block.txs]))
         builts: list[Built] = []
         failure: BaseException | None = None
         for item in prepared:

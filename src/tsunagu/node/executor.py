@@ -147,6 +147,20 @@ class Executor:
             self._members[cache_key] = member
         return member
 
+    def prefetch_keys(self, txs: Sequence[Transaction]) -> list[tuple[str, str]]:
+        """The state ``txs`` will probably read (see :meth:`Contract.prefetch`): each signer's
+        member record and last sequence number, and what its application names."""
+        keys: list[tuple[str, str]] = []
+        for tx in txs:
+            keys += ((MEMBER_NS, tx.signer), (SEQ_NS, tx.signer))
+            contract = self.contracts.get(tx.app)
+            if contract is not None and type(tx.payload) is dict:
+                try:
+                    keys += contract.prefetch(tx.type, tx.payload)
+                except Exception:  # only a hint: execution decides what a bad payload does
+                    continue
+        return keys
+
     def execute(
         self,
         base_state: Any,

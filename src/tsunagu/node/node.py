@@ -387,6 +387,14 @@ class Node:
     ) -> Block:
         return self.write_built(self.build_block(txs, meta, all_or_nothing))
 
+    def state_for(self, txs: Sequence[Transaction]) -> Any:
+        """Committed state for the commit path to execute ``txs`` on, with what they will
+        probably read (see :meth:`~tsunagu.contracts.Contract.prefetch`) already read in a
+        few queries rather than one per key."""
+        state = self.store.committed_state()
+        state.prefetch(self.executor.prefetch_keys(txs))
+        return state
+
     def build_block(
         self,
         txs: list[Transaction],
@@ -403,7 +411,7 @@ class Node:
         chain_id = self.chain_id
         first_index = self.frontier.size
         execution = self.executor.execute(
-            self.store.committed_state(),
+            self.state_for(txs),
             txs,
             chain_id=chain_id,
             height=height,

@@ -283,3 +283,62 @@ def test_malformed_payloads_are_rejected(chain):
         receipt = submit(node, STAFF_KEY, "register", payload)
         assert receipt.status == "rejected", (payload, receipt)
         assert doc(node, payload["sha256"]) is None
+
+
+class _Recording:
+    """State that remembers which keys were read (the contract's reads, seen from below)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.read: set[tuple[str, str]] = set()
+
+    def get(self, ns: str, key: str) -> Any:
+        self.read.add((ns, key))
+        return self.base.get(ns, key)
+
+    def get_raw(self, ns: str, key: str) -> Any:
+        self.read.add((ns, key))
+        return self.base.get_raw(ns, key)
+
+    def scan(self, ns: str, prefix: str = "") -> Any:
+        self.read.add((ns, prefix + "*"))
+        return self.base.scan(ns, prefix)
+
+
+def test_prefetch_names_every_document_a_transaction_reads(chain):
+    """A catching-up node reads the keys the contract names before executing a run of
+    blocks: every document read must be among them (else each costs a query of its own)."""
+    from tsunagu.ledger.tx import build_tx
+
+    node = chain["node"]
+    old = sha("prefetch old")
+    assert register(node, STAFF_KEY, old).status == "committed"
+    contract = DocumentsContract()
+    common = {"title": "改訂版", "category": "notice"}
+    cases = [
+        ("register", {"sha256": sha("prefetch new"), **common}),
+        (
+            "supersede",
+            {"sha256": old, "new_sha256": sha("prefetch newer"), **common, "reason": "改訂"},
+        ),
+        ("withdraw", {"sha256": old, "reason": "誤りがありました"}),
+    ]
+    head = node.head
+    for n, (type_, payload) in enumerate(cases):
+        tx = build_tx(node.chain_id, "documents", type_, payload, STAFF_KEY, 10_000 + n)
+        state = _Recording(node.store.state())
+        execution = node.executor.execute(
+            state,
+            [tx],
+            chain_id=node.chain_id,
+            height=head.height + 1,
+            timestamp=head.timestamp,
+            first_index=head.tree_size,
+            prev_state_hash=head.state_hash,
+            check_signatures=False,
+        )
+        assert execution.results[0].status == "committed", (type_, execution.results)
+        documents = {read for read in state.read if read[0].startswith("documents.")}
+        assert documents, type_
+        assert documents <= set(contract.prefetch(type_, payload)), type_
+        assert set(node.executor.prefetch_keys([tx])) >= documents

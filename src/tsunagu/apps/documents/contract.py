@@ -3,7 +3,7 @@ later prove that a file is the one it published, when, and whether it still stan
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -111,6 +111,11 @@ class DocumentsContract(Contract):
                 "この文書を変更できるのは登録した組織だけです。",
             )
         return doc  # type: ignore[return-value]
+
+    def prefetch(self, tx_type: str, payload: dict[str, Any]) -> list[tuple[str, str]]:
+        """Every type reads the documents its payload names."""
+        names = (payload.get("sha256"), payload.get("new_sha256"))
+        return [("documents.doc", name) for name in names if isinstance(name, str)]
 
     def on_register(self, ctx: TxContext, p: Register) -> None:
         self._may_register(ctx)
