@@ -128,12 +128,16 @@ class EtcdOrderer:
         self.node: Any = None
         self.keys: Keys | None = None
         self.catchup: CatchUp | None = None
+        self._peer_client: httpx.Client | None = None
 
     # -- the Orderer interface -------------------------------------------------------------
 
     def start(self, node: Any) -> None:
         self.node = node
         self.catchup = CatchUp(node)
+        # For peers' block API (the ordering thread and its catch-up fetches): one client,
+        # since httpx.get() builds a client and its TLS context (about 30 ms) per request.
+        self._peer_client = httpx.Client(timeout=10)
         self._stopping = False
         for target, name in ((self._run, "etcd-orderer"), (self._watch, "etcd-watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -155,6 +159,8 @@ class EtcdOrderer:
         self._threads = []
         if self.catchup is not None:
             self.catchup.close()
+        if self._peer_client is not None:
+            self._peer_client.close()
 
     def wake(self) -> None:
         self._queue.put(_WAKE)
@@ -448,14 +454,15 @@ class EtcdOrderer:
         while one is applied); without it, one batch from each peer."""
         assert self.catchup is not None
         applied = False
+        client = self._peer_client
+        assert client is not None
         for url in self.peer_urls():
 
             def fetch(start: int, url: str = url) -> Range:
                 limit = PEER_BATCH if until is None else min(PEER_BATCH, until - start)
-                response = httpx.get(
+                response = client.get(
                     url.rstrip("/") + "/api/v1/consortium/blocks",
                     params={"start": start, "limit": limit},
-                    timeout=10,
                 )
                 blocks = response.json().get("blocks", []) if response.status_code == 200 else []
                 if not isinstance(blocks, list):
