@@ -218,3 +218,48 @@ def test_killed_workers_do_not_stop_the_checks(pair) -> None:
         catch_up(catchup, wires(a, 2), 2, workers=False)  # whichever way, while they restart
     assert b.head.height == bad.height - 1
     assert b.store.state().get("testkv.entry", "two") == {"value": 2}
+
+
+def test_ranges_are_fetched_and_prepared_ahead_and_applied_in_order(pair) -> None:
+    """``CatchUp.ranges`` over many small ranges: every range after the second is fetched and
+    prepared on the background thread while the one before it is applied, and the node ends
+    where A is, with A's blocks."""
+    import threading
+
+    from tsunagu.node.catchup import Range
+
+    a, b, admin, catchup = pair
+    seqs = Seqs(admin)
+    for n in range(12):
+        add_block(a, [seqs.tx(STAFF_KEY, "testkv", "set", {"key": f"r{n}", "value": n})])
+    blocks = wires(a, 0)
+    size = 2
+    where: dict[int, str] = {}
+
+    def fetch(start: int) -> Range:
+        where[start] = threading.current_thread().name
+        raws = blocks[start : start + size]
+        return Range(start, raws, start + size < len(blocks))
+
+    prepared_in: dict[int, str] = {}
+    prepare = catchup.prepare
+
+    def recording(raws: list, first: int = 0) -> list:  # which thread prepares each range
+        prepared_in[first] = threading.current_thread().name
+        return prepare(raws, first)
+
+    catchup.prepare = recording  # type: ignore[method-assign]
+    ranges = catchup.ranges(fetch, 1)
+    for fetched in ranges:
+        assert fetched.prepared is not None  # prepared before it is handed out
+        catchup.apply(fetched.prepared)
+    assert b.head == a.head
+    assert block_digests(b.store.reader(), 0, a.head.height) == block_digests(
+        a.store.reader(), 0, a.head.height
+    )
+    assert sorted(where) == list(range(1, len(blocks), size))
+    background = [start for start, name in where.items() if name.startswith("catch-up-fetch")]
+    assert background == list(range(5, len(blocks), size))
+    assert {start: prepared_in[start] for start in background} == {
+        start: where[start] for start in background
+    }

@@ -266,7 +266,7 @@ class CatchUp:
         ``fetch(height)`` returns the range of blocks from ``height`` (``more`` when there may
         be blocks after it). While the caller applies a range, the next one has already been
         prepared (its signatures are being checked by the workers) and the one after it is
-        being fetched in a background thread. A fetch that fails raises here. The ranges end
+        being fetched and prepared in a background thread. A fetch that fails raises here. The ranges end
         when one is not ``more``, or when the node's head is not where the next one starts
         (the caller looks again)."""
         current = fetch(start)
@@ -285,7 +285,7 @@ class CatchUp:
                     following.prepare(self)
                     if following.more and following.raws:
                         after = at + len(following.raws)
-                        fetching = (after, self._background().submit(fetch, after))
+                        fetching = (after, self._background().submit(self._fetched, fetch, after))
                 yield current
                 head = self.node.head
                 if following is None or head is None or head.height + 1 != following.start:
@@ -294,6 +294,13 @@ class CatchUp:
         finally:
             if fetching is not None:
                 fetching[1].cancel()
+
+    def _fetched(self, fetch: Callable[[int], Range], start: int) -> Range:
+        """``fetch(start)``, prepared: on the background thread, while the caller applies
+        the range before it, so that it costs the commit path nothing more."""
+        fetched = fetch(start)
+        fetched.prepare(self)
+        return fetched
 
     def _background(self) -> ThreadPoolExecutor:
         if self._fetcher is None:
