@@ -266,9 +266,9 @@ class CatchUp:
         ``fetch(height)`` returns the range of blocks from ``height`` (``more`` when there may
         be blocks after it). While the caller applies a range, the next one has already been
         prepared (its signatures are being checked by the workers) and the one after it is
-        being fetched and prepared in a background thread. A fetch that fails raises here. The ranges end
-        when one is not ``more``, or when the node's head is not where the next one starts
-        (the caller looks again)."""
+        being fetched and prepared in a background thread. A fetch that fails raises here.
+        The ranges end when one is not ``more``, or when the node's head is not where the next
+        one starts (the caller looks again)."""
         current = fetch(start)
         current.prepare(self)
         fetching: tuple[int, Future] | None = None

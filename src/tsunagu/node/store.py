@@ -275,27 +275,25 @@ class Store:
         return Head.of(header)
 
     def header(self, height: int) -> tuple[BlockHeader, str] | None:
-        row = (
-            self.reader()
-            .execute("SELECT header, signature FROM blocks WHERE height = ?", (height,))
-            .fetchone()
-        )
-        if row is None:
-            return None
-        return BlockHeader.from_json(json.loads(row[0])), row[1]
+        stored = self._stored(self.reader(), height)
+        return None if stored is None else (stored[0], stored[1])
 
-    def block(self, height: int, conn: sqlite3.Connection | None = None) -> Block | None:
-        conn = conn or self.reader()
+    @staticmethod
+    def _stored(conn: sqlite3.Connection, height: int) -> tuple[BlockHeader, str, int] | None:
+        """The header, signature and first log index of the block at ``height``. txs has no
+        index on height: a block's rows are found by log index (the primary key), from its
+        first index for its tx_count ("WHERE height = ?" alone scans the whole table)."""
         row = conn.execute(
             "SELECT header, signature, first_index FROM blocks WHERE height = ?", (height,)
         ).fetchone()
-        if row is None:
+        return None if row is None else (BlockHeader.from_json(json.loads(row[0])), *row[1:])
+
+    def block(self, height: int, conn: sqlite3.Connection | None = None) -> Block | None:
+        conn = conn or self.reader()
+        stored = self._stored(conn, height)
+        if stored is None:
             return None
-        header = BlockHeader.from_json(json.loads(row[0]))
-        # txs has no index on height: its rows are found by their log index (the primary
-        # key), from the block's first index for its tx_count; "WHERE height = ?" alone
-        # scanned the whole table for every block read.
-        first = row[2]
+        header, signature, first = stored
         rows = conn.execute(
             "SELECT leaf, result FROM txs WHERE log_index BETWEEN ? AND ? AND height = ?"
             " ORDER BY log_index",
@@ -303,7 +301,7 @@ class Store:
         ).fetchall()
         return Block(
             header=header,
-            signature=row[1],
+            signature=signature,
             txs=tuple(decode_leaf(leaf) for leaf, _ in rows),
             results=tuple(TxResult.from_json(json.loads(result)) for _, result in rows),
         )
@@ -318,17 +316,15 @@ class Store:
         envelope's keys in order), so ``app``'s leaves are those that begin with
         ``{"app":"<app>",``."""
         conn = conn or self.reader()
-        row = conn.execute(
-            "SELECT header, first_index FROM blocks WHERE height = ?", (height,)
-        ).fetchone()
-        if row is None:
+        stored = self._stored(conn, height)
+        if stored is None:
             return None
-        header = BlockHeader.from_json(json.loads(row[0]))
+        header, _, first = stored
         prefix = b'{"app":' + canonical(app) + b","
         rows = conn.execute(
             "SELECT log_index, leaf, result FROM txs WHERE log_index BETWEEN ? AND ?"
             " AND height = ? AND substr(leaf, 1, ?) = ? ORDER BY log_index",
-            (row[1], row[1] + header.tx_count - 1, height, len(prefix), prefix),
+            (first, first + header.tx_count - 1, height, len(prefix), prefix),
         ).fetchall()
         return header, [
             (index, decode_leaf(leaf), TxResult.from_json(json.loads(result)))
