@@ -103,3 +103,33 @@ def test_prefetch_caches_exactly_what_the_state_table_holds(tmp_path: Path) -> N
         assert state.get_raw("testkv.entry", "k4") is None
     finally:
         node.stop()
+
+
+def test_a_malformed_prefetch_hint_is_dropped(tmp_path: Path) -> None:
+    from chainkit import TestKV
+    from tsunagu.node.executor import MEMBER_NS, SEQ_NS
+
+    class Odd(TestKV):
+        __test__ = False
+
+        def prefetch(self, tx_type: str, payload: dict) -> list:
+            if payload["key"] == "raise":
+                raise KeyError("no such thing")
+            return [("testkv.entry", payload["key"], "a third member"), 7]
+
+    node, _ = make_node(tmp_path, [Odd()])
+    try:
+        receipts = [
+            submit_and_wait(node, STAFF_KEY, "testkv", "set", {"key": key, "value": 1})
+            for key in ("a", "raise")
+        ]
+        assert [r.status for r in receipts] == ["committed", "committed"]
+        for receipt in receipts:
+            tx = node.store.tx(receipt.tx_id).tx
+            assert node.executor.prefetch_keys([tx]) == [
+                (MEMBER_NS, tx.signer),
+                (SEQ_NS, tx.signer),
+            ]
+            node.state_for([tx])  # reads ahead what is left, without failing
+    finally:
+        node.stop()

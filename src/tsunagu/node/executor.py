@@ -156,9 +156,10 @@ class Executor:
             contract = self.contracts.get(tx.app)
             if contract is not None and type(tx.payload) is dict:
                 try:
-                    keys += contract.prefetch(tx.type, tx.payload)
+                    hints = [k for k in contract.prefetch(tx.type, tx.payload) if len(k) == 2]
                 except Exception:  # only a hint: execution decides what a bad payload does
                     continue
+                keys += hints
         return keys
 
     def execute(
