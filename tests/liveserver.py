@@ -11,13 +11,16 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[int]:
-    """Serve ``app`` on a free loopback port; yields the port, stops the server after."""
+def serving(app: Any, **options: Any) -> Iterator[int]:
+    """Serve ``app`` on a free loopback port; yields the port, stops the server after.
+    ``options`` are more ``uvicorn.Config`` settings."""
     import uvicorn
 
     from tsunagu.web.fasthttp import protocol
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", http=protocol(app))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", http=protocol(app), **options
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

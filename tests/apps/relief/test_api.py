@@ -11,9 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from democache import demo_copy
+from liveserver import serving
 from tsunagu.apps.relief import catalog
 from tsunagu.apps.relief import labels as labels_module
 from tsunagu.identity.private import PrivateStore
@@ -810,25 +809,8 @@ def test_notifications_read_back_from_stored_blocks_are_those_of_the_live_blocks
 @pytest.fixture(scope="module")
 def server(relief: Relief) -> Iterator[str]:
     """The same app on a real uvicorn server, for the event stream."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        relief.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serving(relief.app, lifespan="off", timeout_graceful_shutdown=1) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def read_event(lines: Iterator[str]) -> dict[str, str]:
