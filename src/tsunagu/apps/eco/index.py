@@ -59,7 +59,7 @@ class ReadingIndex:
     def _block(self, height: int, txs: list[tuple[int, Any, Any]], state: Any) -> None:
         """Index a block's eco transactions (log index, transaction, result)."""
         for log_index, tx, result in txs:
-            if tx.app != "eco" or result.status != "committed":
+            if result.status != "committed":  # app_txs gave only eco's
                 continue
             if tx.type == "device.register":
                 from tsunagu.apps.eco.devices import device_id
