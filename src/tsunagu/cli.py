@@ -182,11 +182,12 @@ def serve(
     peer_urls = [u.strip() for u in (peers or "").split(",") if u.strip()]
     url = advertise_url or f"http://{host}:{port}"
     if orderer == "solo":
-        node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms)
+        engine = None
         if commit_process:
-            from tsunagu.node.commitproc import ProcessCommitter
+            from tsunagu.node.commitproc import ProcessOrderer
 
-            node.committer = ProcessCommitter()
+            engine = ProcessOrderer(block_max_txs, block_max_wait_ms / 1000)
+        node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms, engine)
     else:
         from tsunagu.node.peers import PeerMonitor
         from tsunagu.node.replicator import EtcdOrderer

@@ -16,9 +16,8 @@ from tsunagu.errors import Unavailable
 from tsunagu.ledger.canonical import sha256
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.ledger.tx import BadSignature, build_tx, decode_tx
-from tsunagu.node.commitproc import ProcessCommitter, platform_contracts
-from tsunagu.node.node import Node
-from tsunagu.node.orderer import SoloOrderer
+from tsunagu.node.commitproc import ProcessOrderer, platform_contracts
+from tsunagu.node.node import Node, ReplayedSeq
 from tsunagu.node.verify import verify_chain
 
 TIMEOUT = 30.0
@@ -34,8 +33,7 @@ def node(tmp_path: Path):
     """A chain with the platform's contracts, reopened with a commit process."""
     first, _ = make_node(tmp_path, platform_contracts())
     first.stop()
-    node = Node(first.data_dir, platform_contracts(), SoloOrderer(max_txs=64, max_wait=0.005))
-    node.committer = ProcessCommitter()
+    node = Node(first.data_dir, platform_contracts(), ProcessOrderer(max_txs=64, max_wait=0.005))
     node.start()
     yield node
     node.stop()
@@ -95,15 +93,53 @@ def test_blocks_from_the_child_are_durable_verified_and_answered(node: Node):
 def test_a_dead_commit_process_fails_writes_fast_and_keeps_reads(node: Node):
     ok = node.submit_signed(STAFF_KEY, "documents", "register", _register(1))
     assert ok.future.result(TIMEOUT).status == "committed"
-    child = node.committer._process
+    child = node.orderer._process
     os.kill(child.pid, signal.SIGKILL)
     deadline = time.monotonic() + TIMEOUT
-    while node.committer.dead is None and time.monotonic() < deadline:
+    while node.orderer.dead is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert node.committer.dead is not None
+    assert node.orderer.dead is not None
     began = time.monotonic()
-    pending = node.submit_signed(STAFF_KEY, "documents", "register", _register(2))
-    with pytest.raises(Unavailable):
-        pending.future.result(TIMEOUT)
+    with pytest.raises(Unavailable):  # refused at once, or answered 503 by its future
+        node.submit_signed(STAFF_KEY, "documents", "register", _register(2)).future.result(TIMEOUT)
     assert time.monotonic() - began < 5
     assert node.status()["height"] == node.head.height  # reads still answer
+
+
+def test_the_child_checks_signatures_and_sequence_numbers_in_order(node: Node):
+    """Client signatures and sequence numbers are checked in the child, just before the
+    block is built: a refusal carries the same error as at admission, leaves the block
+    without the transaction, and a forged transaction never counts as its signer's seq."""
+    assert node.orderer.checks_signatures
+    base = node._committed_seq(STAFF_KEY.key_id)
+
+    def signed(n: int, seq: int):
+        return build_tx(node.chain_id, "documents", "register", _register(n), STAFF_KEY, seq)
+
+    # Alone in its batch, a forged transaction with a far-ahead seq: refused, and no block.
+    real = signed(3000, base + 1)
+    forged = decode_tx(dict(real.to_json(), seq=base + 100))
+    height = node.head.height
+    with pytest.raises(BadSignature):
+        node.submit_queued(forged).future.result(TIMEOUT)
+    assert node.head.height == height
+
+    # It did not take the signer's seq: the real transaction at base + 1 commits, and so
+    # does a custodial one, at the seq after it.
+    assert node.submit_queued(real).future.result(TIMEOUT).status == "committed"
+    custodial = node.submit_signed(STAFF_KEY, "documents", "register", _register(3001))
+    assert custodial.future.result(TIMEOUT).status == "committed"
+    assert node._committed_seq(STAFF_KEY.key_id) == base + 2
+
+    # A replay, after its block and while the first copy is still in flight, is refused
+    # with the signer's last seq (409), and only the first copy is in the chain.
+    with pytest.raises(ReplayedSeq) as replayed:
+        node.submit_queued(real).future.result(TIMEOUT)
+    assert replayed.value.status == 409 and replayed.value.extra == {"last_seq": base + 2}
+    twice = signed(3002, base + 3)
+    first, second = node.submit_queued(twice), node.submit_queued(twice)
+    assert first.future.result(TIMEOUT).status == "committed"
+    with pytest.raises(ReplayedSeq):
+        second.future.result(TIMEOUT)
+    assert node.store.tx(twice.id) is not None and node.store.tx(forged.id) is None
+    assert node.head.tree_size == node.store.head().tree_size

@@ -109,6 +109,9 @@ class Node:
         self.store = Store(self.data_dir / CHAIN_DB)
         self.executor = Executor(contracts)
         self.orderer = orderer or SoloOrderer()
+        # The commit process checks client signatures and sequence numbers itself (see
+        # screen): this process then checks only the chain and the signer's registration.
+        self._engine_checks = bool(getattr(self.orderer, "checks_signatures", False))
         self._lock = threading.Lock()
         self._pending_seq: dict[str, int] = {}
         # Each signer's committed seq as state has it: filled from the store on first use and
@@ -120,8 +123,6 @@ class Node:
         self._admission_lock = threading.Lock()
         self._admission_closed = False
         self._syncer: Syncer | None = None
-        # A ProcessCommitter (commitproc.py) when the solo engine commits in a child process.
-        self.committer: Any = None
         self.head: Head | None = self.store.head(self.store.writer)
         self.frontier = self.store.frontier(self.store.writer)
         self.listeners: list[Callable[[Block], None]] = []
@@ -141,10 +142,7 @@ class Node:
 
     def start(self) -> None:
         if not self._started:
-            if self.committer is not None:
-                self.committer.start(self)
-            else:
-                self._syncer = Syncer(lambda: self.store.sync(), self.settle, self.fail)
+            self._syncer = Syncer(lambda: self.store.sync(), self.settle, self.fail)
             self.orderer.start(self)
             self._admission_closed = False
             self._started = True
@@ -153,8 +151,6 @@ class Node:
         if self._started:
             self._stop_admission()
             self.orderer.stop()
-            if self.committer is not None:
-                self.committer.stop()
             if self._syncer is not None:
                 self._syncer.stop()  # what the orderer committed is synced and answered
                 self._syncer = None
@@ -224,6 +220,39 @@ class Node:
         if not verified and not tx.verify(member.public_key):
             raise BadSignature()
 
+    def _replayed(self, seq: int, last: int) -> ReplayedSeq:
+        return ReplayedSeq(
+            f"seq {seq} was already used; use a number above {last}.",
+            f"通し番号 {seq} は使用済みです。{last} より大きい番号を使ってください。",
+            last_seq=last,
+        )
+
+    def screen(
+        self, txs: Sequence[Transaction], unchecked: Sequence[bool]
+    ) -> tuple[list[Transaction], list[tuple[int, TsunaguError]]]:
+        """The admission checks an engine that ``checks_signatures`` runs just before it
+        builds a block: the signer and signature of each transaction admitted ``unchecked``,
+        then every transaction's sequence number, against committed state and the
+        transactions before it. The transactions that pass, and each refusal by position
+        (the same errors :meth:`submit` raises)."""
+        kept: list[Transaction] = []
+        refused: list[tuple[int, TsunaguError]] = []
+        seqs: dict[str, int] = {}
+        with self._lock:
+            for i, tx in enumerate(txs):
+                try:
+                    if unchecked[i]:
+                        self._check_signed(tx, verified=False)
+                    last = max(seqs.get(tx.signer, 0), self._committed_seq(tx.signer))
+                    if tx.seq <= last:
+                        raise self._replayed(tx.seq, last)
+                except TsunaguError as error:
+                    refused.append((i, error))
+                    continue
+                seqs[tx.signer] = tx.seq
+                kept.append(tx)
+        return kept, refused
+
     def _admit_locked(
         self,
         tx: Transaction,
@@ -232,16 +261,19 @@ class Node:
         pending: Pending | None = None,
     ) -> Pending:
         if not checked:
-            self._check_signed(tx, verified)
-        last = max(self._pending_seq.get(tx.signer, 0), self._committed_seq(tx.signer))
-        if tx.seq <= last:
-            raise ReplayedSeq(
-                f"seq {tx.seq} was already used; use a number above {last}.",
-                f"通し番号 {tx.seq} は使用済みです。{last} より大きい番号を使ってください。",
-                last_seq=last,
-            )
+            self._check_signed(tx, verified or self._engine_checks)
         if pending is None:
             pending = Pending(tx)
+        if self._engine_checks and not verified:
+            # A client-signed transaction: the engine checks its signature, then its sequence
+            # number, in order. An unverified one must not count as this signer's pending
+            # seq here (a forged transaction could then hold up the signer's real ones).
+            pending.unchecked = True
+            self.orderer.submit(pending)
+            return pending
+        last = max(self._pending_seq.get(tx.signer, 0), self._committed_seq(tx.signer))
+        if tx.seq <= last:
+            raise self._replayed(tx.seq, last)
         self.orderer.submit(pending)  # raises when the orderer cannot take writes now
         self._pending_seq[tx.signer] = tx.seq
         return pending
@@ -250,10 +282,22 @@ class Node:
         """Like :meth:`submit`, for callers that wait on the future anyway (an event loop):
         the admission checks run on the node's admission thread, in submission order, and a
         refusal (the same errors :meth:`submit` raises) is set on the returned future instead
-        of being raised here. The caller's thread then never spends the signature check."""
+        of being raised here. The caller's thread then never spends the signature check. With
+        an engine that checks signatures itself, what is left (the chain, the signer's
+        registration) is quick and runs at once on the caller's thread."""
         if not self._started:
             raise Unavailable()
         pending = Pending(tx)
+        if self._engine_checks:  # nothing slow is left to do here: admit on this thread
+            try:
+                if self._admission_closed:  # the node is stopping
+                    raise Unavailable()
+                self._check_signed(tx, verified=True)  # the chain and the signer
+                with self._lock:
+                    self._admit_locked(tx, False, checked=True, pending=pending)
+            except BaseException as exc:
+                pending.future.set_exception(exc)
+            return pending
         with self._admission_lock:
             if self._admission_closed:  # the node is stopping
                 raise Unavailable()
@@ -284,7 +328,7 @@ class Node:
             checked = []
             for pending in batch:
                 try:
-                    self._check_signed(pending.tx, verified=False)
+                    self._check_signed(pending.tx, verified=self._engine_checks)
                 except BaseException as exc:
                     pending.future.set_exception(exc)
                 else:
@@ -306,7 +350,7 @@ class Node:
         """Admit a client-signed transaction; its future resolves to a :class:`Receipt`."""
         if not self._started:
             raise Unavailable()
-        self._check_signed(tx, verified=False)
+        self._check_signed(tx, verified=self._engine_checks)
         with self._lock:
             return self._admit_locked(tx, verified=False, checked=True)
 
@@ -324,9 +368,6 @@ class Node:
     def deliver(self, batch: list[Pending]) -> None:
         """Turn one ordered batch into this node's next block and commit it (what the solo
         orderer calls); its clients are answered once the syncer has made it durable."""
-        if self.committer is not None:
-            self.committer.deliver(batch)  # built, written and synced in the child process
-            return
         try:
             built = self.build_block([p.tx for p in batch])
             block = self.write_built(built, durable=False)

@@ -24,6 +24,9 @@ class Pending:
     tx: Transaction
     future: Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)  # when the node was handed it
+    # Admitted without its signature and sequence checks: an engine that ``checks_signatures``
+    # runs them (Node.screen) just before the transaction's block is built.
+    unchecked: bool = False
 
 
 Deliver = Callable[[list[Pending]], None]
@@ -32,8 +35,13 @@ Deliver = Callable[[list[Pending]], None]
 class Orderer(Protocol):
     """``start`` gets the node whose commit path it drives: ``node.deliver(batch)`` makes a
     batch the node's next block (the solo engine); the etcd engine also uses the node's
-    ``build_block``, ``write_built``, ``apply_block``, ``settle`` and ``fail``. ``submit``
-    raises :class:`~tsunagu.errors.Unavailable` when the engine cannot take writes now."""
+    ``build_block``, ``write_built``, ``apply_block``, ``settle`` and ``fail``; the commit
+    process engine (``commitproc.ProcessOrderer``) has its child build and write the blocks
+    and uses the node's ``settle`` and ``fail``. ``submit`` is called in admission order with
+    the node's lock held, and raises :class:`~tsunagu.errors.Unavailable` when the engine
+    cannot take writes now. An engine whose ``checks_signatures`` is true is handed
+    client-signed transactions before their signature and sequence checks (``unchecked``) and
+    runs them itself, in order, with :meth:`~tsunagu.node.node.Node.screen`."""
 
     def start(self, node: Any) -> None: ...
     def submit(self, pending: Pending) -> None: ...
