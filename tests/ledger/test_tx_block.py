@@ -242,6 +242,29 @@ def test_decode_leaf_round_trips_and_insists_on_canonical_bytes() -> None:
         decode_leaf(reordered)
 
 
+@SETTINGS
+@given(
+    payload=st.dictionaries(
+        st.sampled_from(["signature", "signer", "type", "seq", "note", "署名"]),
+        st.one_of(st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=8), st.none()),
+        max_size=4,
+    ),
+    seq=st.integers(min_value=1, max_value=MAX_SEQ),
+)
+def test_a_checked_leaf_parses_to_the_transaction_and_its_signed_bytes(
+    payload: dict[str, Any], seq: int
+) -> None:
+    """from_checked_leaf cuts the signed bytes out of the leaf: they are what was signed,
+    also when the payload has members named like the envelope's."""
+    tx = build_tx(CHAIN, "documents", "register", payload, KEY, seq)
+    parsed = Transaction.from_checked_leaf(tx.leaf)
+    assert parsed == tx and parsed.id == tx.id
+    assert parsed.signing_bytes() == rfc8785.dumps(tx.body())
+    assert parsed.verify(KEY.public_key)
+    moved = decode_tx({**tx.to_json(), "type": "withdraw"})  # register's signature
+    assert not Transaction.from_checked_leaf(moved.leaf).verify(KEY.public_key)
+
+
 # --- build_tx and signatures -----------------------------------------------------------------
 
 

@@ -145,7 +145,7 @@ def _child(conn: Connection, data_dir: str, max_txs: int, max_wait: float) -> No
             refused: list[tuple[int, BaseException]] = []
             try:
                 # The parent decoded every leaf strictly at admission: parse them only.
-                txs = [Transaction.from_body(loads_json(leaf), leaf) for _, _, leaf in batch]
+                txs = [Transaction.from_checked_leaf(leaf) for _, _, leaf in batch]
                 txs, refused = node.screen(txs, [unchecked for _, unchecked, _ in batch])
                 if not txs:  # nothing to build: answer the refusals, in order
                     syncer.put((len(batch), refused), None, None)  # type: ignore[arg-type]
