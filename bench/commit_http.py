@@ -57,6 +57,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The process's children (the commit process of ``serve --commit-process``)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def children_cpu(pid: int) -> float:
+    total = 0.0
+    for child in child_pids(pid):
+        try:
+            total += cpu_seconds(child)
+        except OSError:
+            continue
+    return total
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of a process's main thread and of all its other threads."""
     out: dict[str, float] = {}
@@ -223,9 +244,12 @@ def run(args: argparse.Namespace, lanes: list[list[bytes]]) -> dict:
         except ImportError:
             runner = asyncio.run
         threads_before = thread_cpu(server.pid)
+        children_before = children_cpu(server.pid)
         result = runner(load(port, lanes, args.warmup, lambda: cpu_seconds(server.pid)))
         threads_after = thread_cpu(server.pid)
         server_cpu = result["server_cpu"]
+        # over the whole run (warm-up included), like the per-thread figures
+        children = children_cpu(server.pid) - children_before
     finally:
         server.terminate()
         try:
@@ -246,6 +270,7 @@ def run(args: argparse.Namespace, lanes: list[list[bytes]]) -> dict:
         "client_cpu_share": result["client_cpu"] / result["seconds"],
         "server_cpu_share": server_cpu / result["seconds"],
         "server_cpu_ms_per_tx": server_cpu * 1000 / sum(result["statuses"].values()),
+        "commit_process_cpu_ms_per_tx": children * 1000 / requests,
         # per thread, over the whole run (warm-up included), in ms per request
         "thread_cpu_ms_per_tx": {
             name: round((cpu - threads_before.get(name, 0.0)) * 1000 / requests, 3)
@@ -303,6 +328,7 @@ def main() -> None:
         "client_cpu_share": round(f["client_cpu_share"], 3),
         "server_cpu_share": round(f["server_cpu_share"], 3),
         "server_cpu_ms_per_tx": round(f["server_cpu_ms_per_tx"], 3),
+        "commit_process_cpu_ms_per_tx": round(f["commit_process_cpu_ms_per_tx"], 3),
         "server_thread_cpu_ms_per_tx": f["thread_cpu_ms_per_tx"],
         "runs_tx_per_s": [round(r["tx_per_s"]) for r in runs],
         "tx": "documents/register, pre-signed, POST /api/v1/tx",
@@ -315,6 +341,7 @@ def main() -> None:
         f"({f['server_cpu_ms_per_tx']:.2f} ms CPU per tx)"
     )
     print(f"   server CPU by thread (ms per request): {f['thread_cpu_ms_per_tx']}")
+    print(f"   its commit process: {f['commit_process_cpu_ms_per_tx']:.3f} ms CPU per request")
     for e in f["errors"]:
         print("   error:", e)
     common.write_result("commit_http", machine, ceiling, metrics, params, notes)
