@@ -143,3 +143,44 @@ def test_the_child_checks_signatures_and_sequence_numbers_in_order(node: Node):
         second.future.result(TIMEOUT)
     assert node.store.tx(twice.id) is not None and node.store.tx(forged.id) is None
     assert node.head.tree_size == node.store.head().tree_size
+
+
+def test_refusals_from_the_child_reach_http_clients_as_problems(tmp_path: Path):
+    """Over HTTP, on the protocol ``tsunagu serve`` runs: a forged and a replayed
+    transaction refused in the commit process get the same problem+json answers (in the
+    client's language) as when the node's process refused them."""
+    import httpx
+
+    from democache import demo_copy
+    from liveserver import serving
+    from tsunagu.platform import discover_apps
+    from tsunagu.web.app import create_app
+
+    apps = discover_apps()
+    demo, private = demo_copy(tmp_path / "node", apps, "pw")
+    demo.stop()
+    node = Node(demo.data_dir, platform_contracts(), ProcessOrderer(max_wait=0.005))
+    node.start()
+    key = private.signing_key(private.user("staff1"))
+    try:
+        with serving(create_app(node, private, apps)) as port:
+            seq = node._committed_seq(key.key_id) + 1
+            good = build_tx(node.chain_id, "documents", "register", _register(5000), key, seq)
+            forged = decode_tx(dict(good.to_json(), seq=seq + 1))
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
+                ok = http.post("/api/v1/tx", json=good.to_json())
+                assert ok.status_code == 201 and ok.json()["tx_id"] == good.id
+                bad = http.post(
+                    "/api/v1/tx", json=forged.to_json(), headers={"Accept-Language": "ja"}
+                )
+                assert bad.status_code == 400
+                assert bad.headers["content-type"].startswith("application/problem+json")
+                assert bad.json()["code"] == "bad_signature"
+                assert bad.json()["detail"] == "取引の署名を検証できませんでした。"
+                again = http.post("/api/v1/tx", json=good.to_json())
+                assert again.status_code == 409
+                assert again.json()["code"] == "replayed_seq"
+                assert again.json()["last_seq"] == seq
+        assert node.store.tx(forged.id) is None
+    finally:
+        node.stop()
