@@ -59,9 +59,12 @@ class Transaction:
     _signing: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], leaf: bytes) -> Transaction:
+    def from_body(
+        cls, body: dict[str, Any], leaf: bytes, signing: bytes | None = None
+    ) -> Transaction:
         """The transaction whose envelope ``body`` was parsed from the stored ``leaf``, taking
         both as they are: no shape or canonical-form check (:func:`decode_leaf` makes them).
+        ``signing``, when given, is its signed bytes.
 
         For readers that check each leaf strictly elsewhere, such as ``tsunagu verify``, whose
         workers decode every leaf while the chain is replayed. Raises ``KeyError`` or
@@ -77,6 +80,7 @@ class Transaction:
             body["signature"],
             leaf,
             sha256_hex(leaf),
+            signing,
         )
 
     @classmethod
@@ -90,18 +94,8 @@ class Transaction:
         body = loads_json(leaf)
         member = b',"signature":"%s"' % body["signature"].encode()
         at = leaf.rfind(member)
-        return cls(
-            body["chain_id"],
-            body["app"],
-            body["type"],
-            body["payload"],
-            body["signer"],
-            body["seq"],
-            body["signature"],
-            leaf,
-            sha256_hex(leaf),
-            None if at < 0 else leaf[:at] + leaf[at + len(member) :],
-        )
+        signing = None if at < 0 else leaf[:at] + leaf[at + len(member) :]
+        return cls.from_body(body, leaf, signing)
 
     def body(self) -> dict[str, Any]:
         return {
