@@ -199,3 +199,32 @@ def test_the_block_wait_counts_from_the_first_transactions_arrival() -> None:
     assert delivered[0][0] - start >= 0.9  # the first batch waited its max_wait
     # b had waited 1.7 s by then: cut at once (it was cut 1.0 s later before)
     assert delivered[1][0] - returned < 0.5
+
+
+def test_block_time_never_runs_backwards(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A clock set back (or a node whose head came from a faster clock) gives the next block
+    its head's timestamp, not an earlier one; a later clock is taken as it is."""
+    import shutil
+
+    import tsunagu.node.node as node_module
+
+    shutil.copytree(demo_dir, tmp_path / "data")  # the year-2999 head stays in this copy
+    node, private = _open(tmp_path / "data", max_wait=0.01)
+    try:
+        key = private.signing_key(private.user("staff1"))
+        head = node.head.timestamp
+        # Earlier by a year, and earlier only in the milliseconds: both compare as earlier.
+        for n, earlier in enumerate(("2025-11-29T00:00:00.000Z", head[:-4] + "000Z")):
+            monkeypatch.setattr(node_module, "now_timestamp", lambda e=earlier: e)
+            receipt = node.submit_signed(key, "documents", "register", _doc(n, "b7")).future
+            assert receipt.result(timeout=10).status == "committed"
+            block = node.store.block(node.head.height)
+            assert block.header.timestamp == head
+        later = "2999-01-01T00:00:00.001Z"
+        monkeypatch.setattr(node_module, "now_timestamp", lambda: later)
+        receipt = node.submit_signed(key, "documents", "register", _doc(1, "b8")).future
+        assert node.store.block(receipt.result(timeout=10).height).header.timestamp == later
+    finally:
+        node.stop()

@@ -21,7 +21,6 @@ from tsunagu.ledger.block import (
     Block,
     BlockHeader,
     format_timestamp,
-    parse_timestamp,
     results_hash,
     sign_header,
 )
@@ -450,7 +449,9 @@ class Node:
         head = self.head
         height = 0 if head is None else head.height + 1
         timestamp = now_timestamp()
-        if head is not None and parse_timestamp(timestamp) < parse_timestamp(head.timestamp):
+        # Chain timestamps have one fixed-width form (format_timestamp), so they compare as
+        # strings in time order, without parsing two of them for every block.
+        if head is not None and timestamp < head.timestamp:
             timestamp = head.timestamp  # never let block time run backwards
         chain_id = self.chain_id
         first_index = self.frontier.size
