@@ -260,7 +260,7 @@ class Node:
         pending: Pending | None = None,
     ) -> Pending:
         if not checked:
-            self._check_signed(tx, verified or self._engine_checks)
+            self._check_signed(tx, verified)
         if pending is None:
             pending = Pending(tx)
         if self._engine_checks and not verified:
@@ -291,9 +291,7 @@ class Node:
             try:
                 if self._admission_closed:  # the node is stopping
                     raise Unavailable()
-                self._check_signed(tx, verified=True)  # the chain and the signer
-                with self._lock:
-                    self._admit_locked(tx, False, checked=True, pending=pending)
+                self.submit(tx, pending)
             except BaseException as exc:
                 pending.future.set_exception(exc)
             return pending
@@ -345,13 +343,14 @@ class Node:
                         pending.future.set_exception(Unavailable())
                 return
 
-    def submit(self, tx: Transaction) -> Pending:
-        """Admit a client-signed transaction; its future resolves to a :class:`Receipt`."""
+    def submit(self, tx: Transaction, pending: Pending | None = None) -> Pending:
+        """Admit a client-signed transaction (as ``pending``, when given); its future
+        resolves to a :class:`Receipt`."""
         if not self._started:
             raise Unavailable()
         self._check_signed(tx, verified=self._engine_checks)
         with self._lock:
-            return self._admit_locked(tx, verified=False, checked=True)
+            return self._admit_locked(tx, verified=False, checked=True, pending=pending)
 
     def submit_signed(self, key: SigningKey, app: str, type: str, payload: dict) -> Pending:
         """Sign with a custodial key at the next sequence number and admit."""
