@@ -148,16 +148,16 @@ def _child(conn: Connection, data_dir: str, max_txs: int, max_wait: float) -> No
                 txs = [Transaction.from_checked_leaf(leaf) for _, _, leaf in batch]
                 txs, refused = node.screen(txs, [unchecked for _, unchecked, _ in batch])
                 if not txs:  # nothing to build: answer the refusals, in order
-                    syncer.put((len(batch), refused), None, None)  # type: ignore[arg-type]
+                    syncer.put((len(batch), refused), None, None)
                     continue
                 built = node.build_block(txs)
                 block = node.write_built(built, durable=False)
             except Exception as exc:
                 error = f"The block could not be committed: {exc}"
-                syncer.put((len(batch), refused), None, error)  # type: ignore[arg-type]
+                syncer.put((len(batch), refused), None, error)
                 continue
             writes = [w for w in built.writes if w[0] in (SEQ_NS, MEMBER_NS)]
-            syncer.put((len(batch), refused), block, (built.reasons_ja, writes))  # type: ignore[arg-type]
+            syncer.put((len(batch), refused), block, (built.reasons_ja, writes))
     except (EOFError, OSError):  # the parent is gone
         pass
     finally:

@@ -16,10 +16,11 @@ from typing import Any
 
 from tsunagu.errors import Unavailable
 from tsunagu.ledger.block import Block
-from tsunagu.node.orderer import Pending
 
-Settle = Callable[[list[Pending], Block, Any], None]
-Fail = Callable[[list[Pending], BaseException], None]
+# ``batch`` is whatever the caller answers with: the node's pendings, or the commit
+# process's (count, refusals); ``block`` is None for a batch that became no block.
+Settle = Callable[[Any, Block | None, Any], None]
+Fail = Callable[[Any, BaseException], None]
 
 
 class Syncer:
@@ -27,13 +28,11 @@ class Syncer:
         self._sync = sync
         self._settle = settle
         self._fail = fail
-        self._queue: queue.SimpleQueue[tuple[list[Pending], Block, Any] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[Any, Block | None, Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="syncer", daemon=True)
         self._thread.start()
 
-    def put(self, batch: list[Pending], block: Block, reasons_ja: Any) -> None:
+    def put(self, batch: Any, block: Block | None, reasons_ja: Any) -> None:
         """Answer ``batch`` from ``block`` (already committed, maybe not yet durable)."""
         self._queue.put((batch, block, reasons_ja))
 
