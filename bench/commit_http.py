@@ -182,6 +182,12 @@ async def load(
                         marks["server_cpu"] = server_cpu()
                         ready.set()
                     await ready.wait()
+                    # The server closes a connection idle for 5 s (uvicorn's keep-alive),
+                    # which waiting for hundreds of clients to warm up can take: start afresh.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 began = clock()
                 writer.write(req)
                 head = await reader.readuntil(b"\r\n\r\n")
