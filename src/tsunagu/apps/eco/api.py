@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,7 @@ from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.node.node import Receipt
 from tsunagu.web.deps import current_user, require_roles, services
-from tsunagu.web.writes import Refusals, submit_as
+from tsunagu.web.writes import Refusals, precheck, submit_as
 
 PREFIX = "/api/v1/eco"
 REFUSALS = Refusals(
@@ -51,6 +52,7 @@ REFUSALS = Refusals(
     },
 )
 CREDIT_VIEW_ROLES = ("env_staff", "staff", "verifier")
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
@@ -210,13 +212,38 @@ async def redeem(request: Request, user: User, code: str) -> dict[str, Any]:
     return written(receipt, redemption=record)
 
 
-def voucher_preview(v: EcoView, code: str) -> dict[str, Any]:
-    """What a shop sees before confirming: the reward and the points (not yet burnt)."""
+def voucher_preview(request: Request, user: User, code: str) -> dict[str, Any]:
+    """What a shop sees before confirming: the reward and the points (not yet burnt), and
+    ``refused``: the refusal redeeming it now would meet, or None. The check is the
+    contract's own (:func:`~tsunagu.web.writes.precheck` on the committed state, as ``user``
+    would redeem it): signature, used or expired code, the reward's shop, the points left."""
     payload = read_voucher(code)
     voucher = payload["voucher"]
+    v = view(request)
     reward = v.get("reward", str(voucher.get("reward")))
+    refused: Rejected | None = None
+    try:
+        precheck(services(request).node, user.key_id, "eco", "points.redeem", payload)
+    except Rejected as exc:
+        refused = status_for(exc)
     used = v.get("voucher", str(voucher.get("nonce"))) is not None
-    return {"voucher": voucher, "reward": reward, "used": used, "code": code.strip()}
+    return {
+        "voucher": voucher,
+        "reward": reward,
+        "used": used,
+        "code": code.strip(),
+        "refused": refused,
+    }
+
+
+def check_month(month: str | None) -> None:
+    """A settlement month must be a real ``YYYY-MM`` month (not 2026-13)."""
+    if month is not None and MONTH.fullmatch(month) is None:
+        raise InvalidInput(
+            f"{month} is not a month: use YYYY-MM, e.g. 2026-04.",
+            f"{month} は月の指定として正しくありません。YYYY-MM（例: 2026-04）で指定してください。",
+            code="bad_month",
+        )
 
 
 def settlement_rows(v: EcoView, shop: str, month: str | None) -> list[dict[str, Any]]:
@@ -371,7 +398,13 @@ def _shop_routes(r: APIRouter) -> None:
     def preview(
         request: Request, body: CodeBody, _user: Annotated[User, Depends(shop_role)]
     ) -> dict[str, Any]:
-        return voucher_preview(view(request), body.code)
+        """Check a scanned code without burning anything: the same checks as the redemption
+        (the contract's, on the committed state). A code that would be refused is answered
+        with that refusal (problem+json, in the user's language); else the reward."""
+        found = voucher_preview(request, _user, body.code)
+        if found["refused"] is not None:
+            raise found["refused"]
+        return {k: v for k, v in found.items() if k != "refused"}
 
     @r.post("/redemptions", status_code=201)
     async def post_redemption(
@@ -385,11 +418,13 @@ def _shop_routes(r: APIRouter) -> None:
         request: Request,
         shop: Slug,
         user: Annotated[User, Depends(current_user)],
-        month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+        month: Annotated[str | None, Query(max_length=40)] = None,
     ) -> Response:
-        """A shop's redemptions in a month, with what the programme owes it (CSV)."""
+        """A shop's redemptions in a month (``YYYY-MM``, Japan time; every month if left
+        out), with what the programme owes it (CSV)."""
         if not may_settle(user, shop):
             raise Forbidden()
+        check_month(month)
         body = settlement_csv(view(request), shop, month)
         name = f"eco-settlement-{shop}-{month or 'all'}.csv"
         return Response(

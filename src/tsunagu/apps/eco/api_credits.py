@@ -148,8 +148,11 @@ def _lot_routes(r: APIRouter) -> None:
     def trace(
         request: Request, lot: Slug, _user: Annotated[User, Depends(credit_viewer)]
     ) -> dict[str, Any]:
-        """The signed readings a lot came from (``tx_id``, ``grams``), each with the URL of
-        its inclusion proof in the log."""
+        """Exactly the signed readings behind the lot's serials: ``readings``, each with
+        ``tx_id``, ``grams`` (the part inside this lot and ``serial``), ``report`` (whose
+        readings hold it), ``carried`` (carried in from an earlier report, listed first),
+        ``reading_grams``, ``proof_url`` (its inclusion proof) and ``tx_url``; the grams add
+        up to ``tco2`` × 1,000,000 (docs/eco.md, Trace)."""
         v = view(request)
         return v.trace(v.found("lot", lot, "lot", "ロット"))
 

@@ -19,11 +19,12 @@ from tsunagu.apps.eco import rules
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS device (id TEXT PRIMARY KEY, at TEXT, a INTEGER, b INTEGER,
-  residual INTEGER, kind TEXT);
+  residual INTEGER, kind TEXT, rebase INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS reading (tx_id TEXT PRIMARY KEY, log_index INTEGER, height INTEGER,
   device TEXT, month TEXT, at TEXT, grams INTEGER);
 CREATE INDEX IF NOT EXISTS reading_device_month ON reading (device, month);
 """
+VERSION = "2"  # 2: a reinstated device's next reading is a new baseline (device.rebase)
 
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -33,8 +34,22 @@ class ReadingIndex:
     def __init__(self, node: Any) -> None:
         self.node = node
         self.db = sqlite3.connect(node.data_dir / "eco-index.db", check_same_thread=False)
+        if self._version() != VERSION:  # an index of an older shape: rebuild it from the chain
+            self.db.executescript(
+                "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS device; "
+                "DROP TABLE IF EXISTS reading;"
+            )
         self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
+        self.db.commit()
         self.lock = threading.Lock()
+
+    def _version(self) -> str | None:
+        try:
+            row = self.db.execute("SELECT v FROM meta WHERE k = 'version'").fetchone()
+        except sqlite3.OperationalError:  # a new file: no tables yet
+            return None
+        return None if row is None else str(row[0])
 
     def height(self) -> int:
         row = self.db.execute("SELECT v FROM meta WHERE k = 'height'").fetchone()
@@ -66,7 +81,7 @@ class ReadingIndex:
 
                 base = tx.payload["baseline"]
                 self.db.execute(
-                    "INSERT OR REPLACE INTO device VALUES (?, ?, ?, ?, 0, ?)",
+                    "INSERT OR REPLACE INTO device VALUES (?, ?, ?, ?, 0, ?, 0)",
                     (
                         device_id(tx.payload["public_key"]),
                         base["at"],
@@ -75,17 +90,32 @@ class ReadingIndex:
                         tx.payload["kind"],
                     ),
                 )
+            elif tx.type == "device.reinstate":
+                self.db.execute(
+                    "UPDATE device SET rebase = 1 WHERE id = ?", (tx.payload["device"],)
+                )
             elif tx.type in ("reading.pv", "reading.ev"):
                 self._reading(tx, height, log_index, state)
 
     def _reading(self, tx: Any, height: int, log_index: int, state: Any) -> None:
         p = tx.payload
         row = self.db.execute(
-            "SELECT at, a, b, residual, kind FROM device WHERE id = ?", (p["device"],)
+            "SELECT at, a, b, residual, kind, rebase FROM device WHERE id = ?", (p["device"],)
         ).fetchone()
         if row is None:
             return
-        _, last_a, last_b, residual, kind = row
+        _, last_a, last_b, residual, kind, rebase = row
+        if rebase:  # the contract took it as the new baseline and credited nothing
+            a, b = (
+                (p["generated_wh"], p["exported_wh"])
+                if kind == "pv"
+                else (p["charged_wh"], p["distance_m"])
+            )
+            self.db.execute(
+                "UPDATE device SET at = ?, a = ?, b = ?, rebase = 0 WHERE id = ?",
+                (p["at"], a, b, p["device"]),
+            )
+            return
         year = rules.fiscal_year(p["at"])
         grid = rules.factor_for(state.get("eco.factor", "grid"), year)
         if kind == "pv":

@@ -178,9 +178,13 @@ def shop_page(request: Request, user: User, error: str | None = None, status: in
     preview = None
     if code and error is None:
         try:
-            preview = voucher_preview(v, code)
+            preview = voucher_preview(request, user, code)
         except TsunaguError as exc:
             error = exc.message(language(request))
+        if preview is not None and preview["refused"] is not None:
+            refused = preview["refused"]
+            message = refused.message(language(request))
+            preview["refusal"] = {"code": refused.code, "message": message}
     month = this_month()
     rows = settlement_rows(v, user.org, month)
     return render(

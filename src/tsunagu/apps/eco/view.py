@@ -191,32 +191,11 @@ class EcoView:
         }
 
     def trace(self, lot: dict[str, Any]) -> dict[str, Any]:
-        from tsunagu.apps.eco.index import index_for
+        """Exactly the readings (and parts of readings) behind the lot's serials
+        (:mod:`trace`)."""
+        from tsunagu.apps.eco.trace import Tracer
 
-        report = self.found("report", lot["report"], "report", "報告")
-        found = index_for(self.node).readings(
-            list(report["devices"]), report["period_from"], report["period_to"]
-        )
-        size = self.node.head.tree_size
-        proof = "/api/v1/log/proof/inclusion"
-        return {
-            "lot": lot["id"],
-            "report": report["id"],
-            "tree_size": size,
-            "period_from": report["period_from"],
-            "period_to": report["period_to"],
-            "report_grams": report["grams"],
-            "carry_in_g": report.get("carry_in_g", 0),
-            "carry_out_g": report.get("carry_out_g", 0),
-            "readings": [
-                {
-                    **r,
-                    "proof_url": f"{proof}?index={r['log_index']}&tree_size={size}",
-                    "tx_url": f"/api/v1/tx/{r['tx_id']}",
-                }
-                for r in found
-            ],
-        }
+        return Tracer(self).trace(lot)
 
 
 # -- vouchers ------------------------------------------------------------------------------
