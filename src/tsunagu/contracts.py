@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tsunagu.errors import Forbidden, Rejected
 from tsunagu.ledger.canonical import canonical
+from tsunagu.validation_text import explain_all, summary
 
 
 class Payload(BaseModel):
@@ -140,13 +141,15 @@ class Contract:
         try:
             return model.model_validate_json(json.dumps(payload, ensure_ascii=False))
         except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            # The English reason goes into the block's results (and so its results_hash): it
+            # keeps exactly the wording chains already hold. Japanese is the node's own.
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-                for e in exc.errors(include_url=False)
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in errors
             )
             raise Rejected(
                 f"Invalid payload: {problems}",
-                f"入力内容が正しくありません: {problems}",
+                summary(explain_all(errors), "ja"),
                 code="invalid_payload",
             ) from None
 

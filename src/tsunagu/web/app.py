@@ -19,6 +19,7 @@ from tsunagu.errors import InternalError, TsunaguError
 from tsunagu.identity.private import PrivateStore
 from tsunagu.node.node import Node
 from tsunagu.platform import App
+from tsunagu.validation_text import REQUEST_PARTS, explain_all, summary
 from tsunagu.web.deps import language, render
 from tsunagu.web.fasttx import PATH as TX_PATH
 from tsunagu.web.fasttx import FastTx
@@ -151,9 +152,17 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        raw = exc.errors()
+        messages = explain_all(raw, REQUEST_PARTS)  # per field, in both languages
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg"),
+                "type": e.get("type"),
+                "msg_en": m.en,
+                "msg_ja": m.ja,
+            }
+            for e, m in zip(raw, messages, strict=True)
         ]
         if any(e["type"] == "json_invalid" for e in errors):
             error = TsunaguError(
@@ -164,10 +173,9 @@ def create_app(
                 errors=errors,
             )
         else:
-            summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
             error = TsunaguError(
-                f"The input is not valid: {summary}",
-                f"入力内容が正しくありません: {summary}",
+                summary(messages, "en"),
+                summary(messages, "ja"),
                 code="invalid_input",
                 status=422,
                 errors=errors,
