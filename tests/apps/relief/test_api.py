@@ -176,6 +176,8 @@ def test_needs_are_suggested_from_head_counts(relief: Relief):
     assert rows["tokyo-48"] == rows["tokyo-48"] | {"quantity": 90, "unit": "個"}
     bad = relief.post("/needs/suggest", None, {"counts": {"elders": 3}, "days": 3})
     assert_problem(bad, 422, "invalid_input")
+    assert "区分 'elders' はありません" in bad.json()["detail_ja"]
+    assert "unknown group 'elders'" in bad.json()["detail_en"]
     assert_problem(
         relief.post("/needs/suggest", None, {"counts": {}, "days": 0}), 422, "invalid_input"
     )

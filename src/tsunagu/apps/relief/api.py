@@ -33,6 +33,7 @@ from tsunagu.apps.relief.view import PREFIX, View
 from tsunagu.errors import InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.node.node import Receipt
+from tsunagu.validation_text import InputValueError
 from tsunagu.web.deps import require_roles, services
 from tsunagu.web.writes import Refusals, submit_as
 
@@ -256,8 +257,8 @@ def _need_routes(r: APIRouter) -> None:
         posted: staff adjust the list, then post the needs they want."""
         try:
             suggestions = catalog.suggest_needs(body.counts, body.days)
-        except ValueError as exc:
-            raise InvalidInput(str(exc), f"入力内容が正しくありません: {exc}") from None
+        except InputValueError as exc:
+            raise InvalidInput(exc.en, exc.ja) from None
         rows = []
         for item_id, quantity in suggestions:
             it = catalog.items()[item_id]

@@ -21,6 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from tsunagu.validation_text import InputValueError
+
 DATA = Path(__file__).parent / "data"
 STOCKPILE_FILE = "tokyo-stockpile-items.json"
 STOCKPILE_ATTRIBUTION = (
@@ -228,12 +230,21 @@ def suggest_needs(counts: Mapping[str, int], days: int) -> list[tuple[str, int]]
     order, for staff to adjust before they post needs.
     """
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}")
+        raise InputValueError(
+            f"days must be a whole number from 1 to {MAX_DAYS}",
+            f"日数は 1 から {MAX_DAYS} までの整数で指定してください。",
+        )
     for key, count in counts.items():
         if key not in GROUP_KEYS:
-            raise ValueError(f"unknown group {key!r}; use one of {', '.join(GROUP_KEYS)}")
+            raise InputValueError(
+                f"unknown group {key!r}; use one of {', '.join(GROUP_KEYS)}",
+                f"区分 {key!r} はありません。{'、'.join(GROUP_KEYS)} のいずれかです。",
+            )
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"{key}: the head count must be a whole number, 0 or more")
+            raise InputValueError(
+                f"{key}: the head count must be a whole number, 0 or more",
+                f"{key}: 人数は 0 以上の整数で指定してください。",
+            )
     result = []
     for it in items().values():
         if it.suggest == "none" or it.per_person_per_day is None:
