@@ -110,7 +110,9 @@ def demo(
     else:
         typer.echo(f"Creating the demo consortium in {data} ...")
         apps = discover_apps()
-        node, private = create_demo(data, None, apps, demo_password)
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        base_url = public_base_url or f"http://{local}:{port}"  # for files the demo writes
+        node, private = create_demo(data, None, apps, demo_password, base_url=base_url)
         node.stop()
         node, private, apps = _open_node(data)
     typer.echo(f"Tsunagu demo: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")

@@ -139,6 +139,16 @@ ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("resident5", "町田市民 岡田 美咲", "machida", ("resident",)),
     ("resident6", "大島町民 前田 誠", "oshima", ("resident",)),
     ("resident7", "立川市民 石井 由美", "tachikawa", ("resident",)),
+    # Eco-points: environment staff in every municipality where the eco demo has devices, so
+    # that each town's devices are approved by its own programme staff.
+    ("envstaff2", "立川市 環境対策課 西村", "tachikawa", ("env_staff",)),
+    ("envstaff3", "武蔵野市 環境政策課 原田", "musashino", ("env_staff",)),
+    ("envstaff4", "三鷹市 環境政策課 藤田", "mitaka", ("env_staff",)),
+    ("envstaff5", "府中市 環境政策課 後藤", "fuchu", ("env_staff",)),
+    ("envstaff6", "町田市 環境政策課 長谷川", "machida", ("env_staff",)),
+    ("envstaff7", "日野市 環境保全課 村上", "hino", ("env_staff",)),
+    ("envstaff8", "国分寺市 環境対策課 近藤", "kokubunji", ("env_staff",)),
+    ("envstaff9", "多摩市 環境政策課 坂本", "tama", ("env_staff",)),
 )
 
 
@@ -188,6 +198,7 @@ class Demo:
     private: PrivateStore
     users: dict[str, User]
     data_dir: Path
+    base_url: str | None = None  # where the demo will be served, when known
 
     def key(self, username: str) -> SigningKey:
         return self.private.signing_key(self.users[username])
@@ -218,11 +229,13 @@ def create_demo(
     apps: list[App],
     password: str = DEMO_PASSWORD,
     extra_nodes: Iterable[tuple[str, SigningKey, str]] = (),
+    base_url: str | None = None,
 ) -> tuple[Node, PrivateStore]:
     """Create the demo consortium in ``data_dir`` (which must hold no chain yet).
 
     ``extra_nodes`` (id, key, organisation) are registered in the genesis beside this node,
-    for a local consortium (``tsunagu cluster up``)."""
+    for a local consortium (``tsunagu cluster up``). ``base_url`` is where the demo will be
+    served (written into files such as the eco devices' provisioning files)."""
     from tsunagu.platform import platform_contracts
 
     node_key = SigningKey.generate()
@@ -249,7 +262,7 @@ def create_demo(
     )
     node.create_chain(CHAIN_ID, genesis)
     node.start()
-    demo = Demo(node, private, users, data_dir)
+    demo = Demo(node, private, users, data_dir, base_url)
     for app in apps:
         if app.seed_demo:
             app.seed_demo(demo)

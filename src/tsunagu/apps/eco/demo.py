@@ -16,7 +16,9 @@ from typing import Any
 
 from tsunagu.apps.eco import rules
 from tsunagu.apps.eco.devices import device_id, voucher_bytes
+from tsunagu.apps.eco.sender import DEMO_NODE
 from tsunagu.apps.eco.simulate import DeviceModel, provisioning, reading_payload, readings
+from tsunagu.demo import ACCOUNTS
 from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 
@@ -131,6 +133,10 @@ def seed(demo: Any, now: datetime | None = None) -> None:
     start = _month_start(now, 6)
     key = demo.key
     admin, env = key("admin"), key("envstaff1")
+    env_staff: dict[str, str] = {}  # municipality -> its first environment staff account
+    for username, _name, org, roles in ACCOUNTS:
+        if "env_staff" in roles and username in demo.users:
+            env_staff.setdefault(org, username)
     factors = [
         (
             env,
@@ -183,10 +189,12 @@ def seed(demo: Any, now: datetime | None = None) -> None:
     approvals = []
     folder = demo.data_dir / "eco-devices"
     folder.mkdir(exist_ok=True)
+    node_url = getattr(demo, "base_url", None) or DEMO_NODE
     for _who, kind, rated, _seed, device_key, baseline in devices:
         dev = device_id(device_key.public_key.hex())
         record = state.get("eco.device", dev)
-        staff = env if record["municipality"] == "hachioji" else admin
+        # Each device is approved by the environment staff of its own municipality.
+        staff = key(env_staff.get(record["municipality"], "admin"))
         approvals.append((staff, "eco", "device.approve", {"device": dev}))
         approvals.append(
             (
@@ -202,7 +210,7 @@ def seed(demo: Any, now: datetime | None = None) -> None:
             rated,
             device_key.seed.hex(),
             demo.node.chain_id,
-            "http://127.0.0.1:8000",
+            node_url,
             baseline,
         )
         (folder / f"{dev}.json").write_text(json.dumps(prov, indent=2), "utf-8")

@@ -7,14 +7,14 @@ about a third of what it generates; the rest is exported. EV: a car driven 20-45
 (more at weekends), charged at home from 19:00 at the charger's rated power, 6.5 km/kWh with 10 %
 charging loss.
 
-Readings are cumulative counters, signed by the device key from its provisioning file, sent
-to a node's ``POST /api/v1/tx`` with the reading time (Unix seconds) as sequence number.
+Readings are cumulative counters, signed by the device key from its provisioning file and
+sent to a node's ``POST /api/v1/tx`` (see :mod:`tsunagu.apps.eco.sender` for how; never dated
+in the future, and numbered from the device's last used sequence number up).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import random
 from collections.abc import Iterator
@@ -182,20 +182,22 @@ def simulate(
     self_share: float = 0.35,
     daily_km: float = 30.0,
     echo: Any = print,
+    node_from_file: bool = False,
 ) -> dict[str, int]:
-    """Send readings from where the device's last accepted reading left off to ``until``."""
+    """Send readings from where the device's last accepted reading left off to ``until``
+    (never after now). Raises :class:`SimulateError` for what the user must fix."""
     import httpx
 
-    from tsunagu.ledger.keys import SigningKey
-    from tsunagu.ledger.tx import build_tx
+    from tsunagu.apps.eco.sender import DeviceSender, SimulateError
 
-    key = SigningKey.from_seed(bytes.fromhex(prov["private_key_seed"]))
+    if not node.startswith(("http://", "https://")):
+        raise SimulateError(f"The node address {node!r} must start with http:// or https://.")
+    until = min(until, datetime.now(UTC))
     model = DeviceModel(prov["kind"], prov["rated_w"], seed, self_share, daily_km)
     counts = {"committed": 0, "rejected": 0}
-    with httpx.Client(base_url=node.rstrip("/"), timeout=30) as client:
-        found = client.get(f"/api/v1/eco/devices/{prov['device']}/last")
-        found.raise_for_status()
-        last = found.json()
+    with httpx.Client(base_url=node.rstrip("/"), timeout=60) as client:
+        device = DeviceSender(client, node, prov, echo, node_from_file)
+        last = device.last()
         start = parse_timestamp(last["at"])
         # Continue the device's own curve: the model's totals since the baseline, shifted so
         # that they meet the counters it last reported.
@@ -205,17 +207,13 @@ def simulate(
             "a": last["a"] - base_a,
             "b": last["b"] - base_b,
         }
+        if start + interval > until:
+            echo(
+                f"Nothing to send: the device's last reading ({last['at']}) is less than one "
+                f"interval before {format_timestamp(until)}."
+            )
         for at, a, b in readings(model, origin, start, until, interval):
-            payload = reading_payload(prov["device"], prov["kind"], at, a, b)
-            seq = int(parse_timestamp(at).timestamp())
-            tx = build_tx(prov["chain_id"], "eco", f"reading.{prov['kind']}", payload, key, seq)
-            response = client.post("/api/v1/tx", json=tx.to_json())
-            if response.status_code == 201:
-                counts["committed"] += 1
-            else:
-                counts["rejected"] += 1
-                problem = response.json()
-                echo(f"{at}: {problem.get('code')}: {problem.get('detail')}")
+            counts["committed" if device.send(at, a, b) else "rejected"] += 1
     return counts
 
 
@@ -234,7 +232,9 @@ def add_commands(root: Any) -> None:
         ] = None,
         until: Annotated[
             str | None,
-            typer.Option("--until", help="Last reading time, ISO 8601 (default: now)."),
+            typer.Option(
+                "--until", help="Last reading time, ISO 8601, not in the future (default: now)."
+            ),
         ] = None,
         interval: Annotated[
             int, typer.Option("--interval-minutes", min=1, help="Minutes between readings.")
@@ -249,20 +249,29 @@ def add_commands(root: Any) -> None:
         ] = 30.0,
     ) -> None:
         """Send realistic signed readings for a device, from its last accepted one to now."""
-        prov = json.loads(provisioning_file.read_text("utf-8"))
-        end = datetime.now(UTC) if until is None else datetime.fromisoformat(until)
-        if end.tzinfo is None:
-            end = end.replace(tzinfo=UTC)
-        counts = simulate(
-            prov,
-            node or prov["node"],
-            end.astimezone(UTC),
-            timedelta(minutes=interval),
-            seed=seed,
-            self_share=self_share,
-            daily_km=daily_km,
-            echo=typer.echo,
-        )
+        from tsunagu.apps.eco.sender import DEMO_NODE, SimulateError, load_provisioning, parse_until
+
+        try:
+            prov = load_provisioning(provisioning_file)
+            end, note = parse_until(until, datetime.now(UTC))
+            if note:
+                typer.echo(note)
+            if node is None and not prov.get("node"):
+                typer.echo(f"The provisioning file names no node: using {DEMO_NODE} (or --node).")
+            counts = simulate(
+                prov,
+                node or prov.get("node") or DEMO_NODE,
+                end,
+                timedelta(minutes=interval),
+                seed=seed,
+                self_share=self_share,
+                daily_km=daily_km,
+                echo=typer.echo,
+                node_from_file=node is None,
+            )
+        except SimulateError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"{counts['committed']} readings committed, {counts['rejected']} rejected")
         if counts["rejected"]:
             raise typer.Exit(1)
