@@ -4,7 +4,8 @@ State (namespace ``community``); a volunteer is named only by their key id (pseu
 
 - ``activity/<a-…>``            an organiser's published activity
 - ``signup/<a-…>/<vid>``         a resident signed up
-- ``session/<a-…>/<vid>``        check-in, check-out, minutes, attestation and correction history
+- ``session/<a-…>/<vid>``        check-in, check-out, minutes, attestation (and its credential's
+                                 hash) and correction history
 - ``vsession/<vid>/<a-…>``       the volunteer's index of sessions (overlap checks)
 - ``day/<vid>/<yyyy-mm-dd>``     minutes per Japanese calendar day (24-hour limit)
 - ``volunteer/<vid>``            attested minutes, groups that attested, helps given, erasure
@@ -24,8 +25,6 @@ from typing import Any, ClassVar
 from tsunagu.apps.community import catalog
 from tsunagu.apps.community.neighbours import NeighbourRules
 from tsunagu.apps.community.payloads import (
-    CHECK_WINDOW,
-    CLOCK_SKEW,
     DAY_MINUTES,
     ORGANISER_ROLES,
     RESIDENT_ROLES,
@@ -48,8 +47,8 @@ from tsunagu.apps.community.payloads import (
     municipality_of,
     parse_time,
 )
+from tsunagu.apps.community.timing import TimeRules
 from tsunagu.contracts import Contract, Payload, TxContext
-from tsunagu.ledger.block import parse_timestamp
 from tsunagu.places import municipalities
 
 __all__ = [
@@ -64,7 +63,7 @@ __all__ = [
 ]
 
 
-class CommunityContract(NeighbourRules, Contract):
+class CommunityContract(TimeRules, NeighbourRules, Contract):
     app = "community"
     types: ClassVar[dict[str, type[Payload]]] = {
         "activity.publish": ActivityPublish,
@@ -102,59 +101,12 @@ class CommunityContract(NeighbourRules, Contract):
                 "この操作ができるのは、この活動を主催する団体の主催者だけです。",
             )
 
-    @staticmethod
-    def _not_future(ctx: TxContext, at: str) -> None:
-        if parse_time(at) > parse_timestamp(ctx.timestamp) + CLOCK_SKEW:
-            ctx.reject("time_future", "The time is in the future.", "未来の時刻は記録できません。")
-
     def _volunteer(self, ctx: TxContext, p: Check, activity: dict[str, Any]) -> str:
         if p.volunteer is None or p.volunteer == ctx.signer.key_id:
             ctx.require_role(*RESIDENT_ROLES)
             return ctx.signer.key_id
         self._organiser_of(ctx, activity)
         return p.volunteer
-
-    def _check_interval(
-        self, ctx: TxContext, vid: str, aid: str, start: str, end: str | None
-    ) -> None:
-        """Reject if [start, end) overlaps another of the volunteer's sessions (end None: open)."""
-        for _, ref in ctx.scan("vsession", f"{vid}/"):
-            if ref["activity"] == aid:
-                continue
-            other = ctx.get("session", f"{ref['activity']}/{vid}")
-            if other is None:
-                continue
-            other_end = other["check_out"]
-            if other_end is None:
-                if end is None or end > other["check_in"]:
-                    self._overlap(ctx)
-                continue
-            if start < other_end and (end is None or end > other["check_in"]):
-                self._overlap(ctx)
-
-    @staticmethod
-    def _overlap(ctx: TxContext) -> None:
-        ctx.reject(
-            "overlapping",
-            "This overlaps another session of the same volunteer.",
-            "同じボランティアの別の活動の時間と重なっています。",
-        )
-
-    @staticmethod
-    def _day_limit(ctx: TxContext, vid: str, start: str, minutes: int, already: int = 0) -> None:
-        day = ctx.get("day", f"{vid}/{jst_day(start)}") or {"minutes": 0}
-        if minutes > DAY_MINUTES or day["minutes"] - already + minutes > DAY_MINUTES:
-            ctx.reject(
-                "over_24h",
-                "More than 24 hours in one day cannot be recorded.",
-                "1日に24時間を超える活動は記録できません。",
-            )
-
-    @staticmethod
-    def _add_day(ctx: TxContext, vid: str, start: str, minutes: int) -> None:
-        key = f"{vid}/{jst_day(start)}"
-        day = ctx.get("day", key) or {"minutes": 0}
-        ctx.put("day", key, {"minutes": day["minutes"] + minutes})
 
     def on_activity_publish(self, ctx: TxContext, p: ActivityPublish) -> None:
         ctx.require_role(*ORGANISER_ROLES)
@@ -262,12 +214,7 @@ class CommunityContract(NeighbourRules, Contract):
             ctx.reject(
                 "already_checked_out", "Already checked out.", "既にチェックアウトしています。"
             )
-        if p.at <= session["check_in"]:
-            ctx.reject(
-                "checkout_before_checkin",
-                "The check-out time must be after the check-in time.",
-                "チェックアウトの時刻はチェックインより後にしてください。",
-            )
+        self._not_before(ctx, session["check_in"], p.at)
         self._in_window(ctx, activity, p.at)
         minutes = minutes_between(session["check_in"], p.at)
         self._day_limit(ctx, vid, session["check_in"], minutes)
@@ -277,20 +224,6 @@ class CommunityContract(NeighbourRules, Contract):
         ctx.put(
             "session", key, {**session, "check_out": p.at, "minutes": minutes, "history": history}
         )
-
-    @staticmethod
-    def _in_window(ctx: TxContext, activity: dict[str, Any], at: str) -> None:
-        moment = parse_time(at)
-        if not (
-            parse_time(activity["starts_at"]) - CHECK_WINDOW
-            <= moment
-            <= parse_time(activity["ends_at"]) + CHECK_WINDOW
-        ):
-            ctx.reject(
-                "outside_activity",
-                "The time is too far from the activity's own hours.",
-                "活動の時間から離れすぎた時刻です。",
-            )
 
     def _closed_session(self, ctx: TxContext, aid: str, vid: str) -> dict[str, Any]:
         session = ctx.get("session", f"{aid}/{vid}")
@@ -315,6 +248,14 @@ class CommunityContract(NeighbourRules, Contract):
         session = self._closed_session(ctx, p.activity, p.volunteer)
         if session["attested"]:
             ctx.reject("already_attested", "Already attested.", "既に確認済みです。")
+        if session["minutes"] < 1:
+            ctx.reject(
+                "too_short",
+                "Less than one minute was recorded: there is nothing to attest."
+                " Correct the times if the volunteer stayed longer.",
+                "記録された時間が1分未満のため、確認できません。"
+                "実際にはもっと長く参加した場合は、時刻を訂正してください。",
+            )
         record = self._not_erased(ctx, p.volunteer)
         orgs = sorted({*record["orgs"], activity["org"]})
         ctx.put(
@@ -322,11 +263,18 @@ class CommunityContract(NeighbourRules, Contract):
             p.volunteer,
             {**record, "minutes": record["minutes"] + session["minutes"], "orgs": orgs},
         )
-        history = [*session["history"], self._event(ctx, "attest", minutes=session["minutes"])]
+        digest = p.credential.hash if p.credential is not None else None
+        event = self._event(ctx, "attest", minutes=session["minutes"], credential=digest)
         ctx.put(
             "session",
             f"{p.activity}/{p.volunteer}",
-            {**session, "attested": True, "attested_at": ctx.timestamp, "history": history},
+            {
+                **session,
+                "attested": True,
+                "attested_at": ctx.timestamp,
+                "credential": digest,
+                "history": [*session["history"], event],
+            },
         )
         if p.credential is not None:
             self._anchor(ctx, p.credential.hash, p.volunteer, "participation", p.activity)
@@ -337,12 +285,7 @@ class CommunityContract(NeighbourRules, Contract):
         self._free_text(ctx, p.reason)
         session = self._closed_session(ctx, p.activity, p.volunteer)
         self._not_future(ctx, p.check_out)
-        if p.check_out <= p.check_in:
-            ctx.reject(
-                "checkout_before_checkin",
-                "The check-out time must be after the check-in time.",
-                "チェックアウトの時刻はチェックインより後にしてください。",
-            )
+        self._not_before(ctx, p.check_in, p.check_out)
         self._in_window(ctx, activity, p.check_in)
         self._in_window(ctx, activity, p.check_out)
         minutes = minutes_between(p.check_in, p.check_out)
@@ -354,18 +297,31 @@ class CommunityContract(NeighbourRules, Contract):
         self._check_interval(ctx, p.volunteer, p.activity, p.check_in, p.check_out)
         self._add_day(ctx, p.volunteer, session["check_in"], -session["minutes"])
         self._add_day(ctx, p.volunteer, p.check_in, minutes)
+        revoked = None
         if session["attested"]:
+            # The attested minutes and the credential stated the old times: take the minutes
+            # back, revoke the credential, and let the organiser attest the corrected session
+            # again (which issues a new credential with the right hours).
             record = self._not_erased(ctx, p.volunteer)
-            record["minutes"] += minutes - session["minutes"]
+            record["minutes"] -= session["minutes"]
             ctx.put("volunteer", p.volunteer, record)
+            revoked = session.get("credential")
+            if revoked is not None:
+                self._revoke(ctx, revoked, p.reason)
         event = self._event(
             ctx,
             "correct",
             reason=p.reason,
-            before={"check_in": session["check_in"], "check_out": session["check_out"]},
+            before={
+                "check_in": session["check_in"],
+                "check_out": session["check_out"],
+                "minutes": session["minutes"],
+                "attested": session["attested"],
+            },
             time=p.check_in,
             until=p.check_out,
             minutes=minutes,
+            revoked=revoked,
         )
         ctx.put(
             "session",
@@ -375,6 +331,9 @@ class CommunityContract(NeighbourRules, Contract):
                 "check_in": p.check_in,
                 "check_out": p.check_out,
                 "minutes": minutes,
+                "attested": False,
+                "attested_at": None,
+                "credential": None,
                 "history": [*session["history"], event],
             },
         )
@@ -438,8 +397,17 @@ class CommunityContract(NeighbourRules, Contract):
             )
         if credential["revoked"]:
             ctx.reject("already_revoked", "Already revoked.", "既に取り消されています。")
+        self._revoke(ctx, p.hash, p.reason)
+
+    @staticmethod
+    def _revoke(ctx: TxContext, digest: str, reason: str) -> None:
+        """Mark an anchored credential revoked (what verification's revocation check reads);
+        one that is missing or already revoked is left as it is."""
+        credential = ctx.get("credential", digest)
+        if credential is None or credential["revoked"]:
+            return
         ctx.put(
             "credential",
-            p.hash,
-            {**credential, "revoked": True, "revoked_at": ctx.timestamp, "reason": p.reason},
+            digest,
+            {**credential, "revoked": True, "revoked_at": ctx.timestamp, "reason": reason},
         )

@@ -1,7 +1,8 @@
 """Demo data: four volunteer groups (Hachioji, Tachikawa, Machida, Oshima) with six months of
 activities, residents who check in and out and get attested, skills with every visibility,
-and help given between neighbours. ``resident1`` ends with several credentials, a milestone,
-a corrected session and one revoked credential.
+and help given between neighbours. ``resident1`` ends with several credentials, every milestone
+they reached, a corrected session (its first credential revoked, a new one issued) and one more
+revoked credential.
 
 Everything goes through the contract (Demo.submit_many, a few batches); times are relative to
 today so the dashboard always shows the last months.
@@ -139,11 +140,11 @@ def seed(demo: Any) -> None:
 
 
 def _attest(demo: Any, store: Any, sessions: list) -> None:
-    """Attest all but the latest week; credentials for resident1 and resident2; a milestone,
-    a correction and a revocation for resident1."""
+    """Attest all but the latest week; credentials for resident1 and resident2; a correction
+    (re-attested with a new credential) and a revocation for resident1; every milestone
+    reached."""
     node = demo.node
     attests, kept = [], []
-    minutes_by: dict[str, int] = {}
     last = sessions[-1][4][:10] if sessions else ""
     for index, aid, activity_payload, volunteer, arrive, leave in sessions:
         if arrive[:10] >= last:
@@ -163,24 +164,22 @@ def _attest(demo: Any, store: Any, sessions: list) -> None:
             payload["credential"] = {"hash": digest}
             kept.append((vid, digest, credential, organiser))
         attests.append((organiser, APP, "session.attest", payload))
-        minutes_by[volunteer] = minutes_by.get(volunteer, 0) + _minutes(arrive, leave)
     demo.submit_many(attests)
     for vid, digest, credential, _ in kept:
         store.put(vid, "credential", digest, credential)
 
     resident1 = demo.users["resident1"].key_id
-    extra = []
-    for minutes in (600, 3000):
-        if minutes_by.get("resident1", 0) >= minutes:
-            org = demo.users["organiser1"].org
-            badge = issuing.milestone(node, store, demo.key("organiser1"), org, resident1, minutes)
-            digest = credential_hash(badge)
-            store.put(resident1, "credential", digest, badge)
-            payload = {"hash": digest, "recipient": resident1, "minutes": minutes}
-            extra.append(("organiser1", APP, "credential.milestone", payload))
+    # organiser1 corrects resident1's first session: its credential is revoked and the session
+    # attested again, with a new credential stating the corrected hours.
     first = next(s for s in sessions if s[3] == "resident1" and GROUPS[s[0]][0] == "organiser1")
-    index, aid, _, _, arrive, leave = first
-    extra.append(
+    index, aid, activity_payload, _, arrive, leave = first
+    corrected = {"volunteer": resident1, "check_in": arrive, "check_out": _shift(leave, 30)}
+    corrected["minutes"] = _minutes(arrive, corrected["check_out"])
+    org = demo.users["organiser1"].org
+    activity = {**activity_payload, "id": aid}
+    reissued = issuing.participation(node, store, demo.key("organiser1"), org, activity, corrected)
+    digest = credential_hash(reissued)
+    extra = [
         (
             "organiser1",
             APP,
@@ -189,11 +188,17 @@ def _attest(demo: Any, store: Any, sessions: list) -> None:
                 "activity": aid,
                 "volunteer": resident1,
                 "check_in": arrive,
-                "check_out": _shift(leave, 30),
+                "check_out": corrected["check_out"],
                 "reason": "片付けまで手伝っていただいたため終了時刻を訂正",
             },
-        )
-    )
+        ),
+        (
+            "organiser1",
+            APP,
+            "session.attest",
+            {"activity": aid, "volunteer": resident1, "credential": {"hash": digest}},
+        ),
+    ]
     revoked = next(k for k in kept if k[0] == resident1 and k[3] == "organiser2")
     extra.append(
         (
@@ -204,6 +209,36 @@ def _attest(demo: Any, store: Any, sessions: list) -> None:
         )
     )
     demo.submit_many(extra)
+    store.put(resident1, "credential", digest, reissued)
+    _milestones(demo, store)
+
+
+def _milestones(demo: Any, store: Any) -> None:
+    """Every milestone each resident has reached (the list the resident's page shows), issued
+    by an organiser of a group that attested them."""
+    node = demo.node
+    state = node.store.state()
+    organisers = {demo.users[g[0]].org: g[0] for g in GROUPS}
+    items, badges = [], []
+    for username in NICKNAMES:
+        vid = demo.users[username].key_id
+        record = state.get("community.volunteer", vid)
+        if record is None:
+            continue
+        issued = {int(k.split("/")[1]) for k, _ in state.scan("community.milestone", f"{vid}/")}
+        by = next((organisers[o] for o in record["orgs"] if o in organisers), None)
+        if by is None:
+            continue
+        org = demo.users[by].org
+        for minutes in issuing.milestones_due(record, issued):
+            badge = issuing.milestone(node, store, demo.key(by), org, vid, minutes)
+            digest = credential_hash(badge)
+            badges.append((vid, digest, badge))
+            payload = {"hash": digest, "recipient": vid, "minutes": minutes}
+            items.append((by, APP, "credential.milestone", payload))
+    demo.submit_many(items)
+    for vid, digest, badge in badges:
+        store.put(vid, "credential", digest, badge)
 
 
 def _minutes(start: str, end: str) -> int:

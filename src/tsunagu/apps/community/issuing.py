@@ -9,6 +9,10 @@ the attestation. Verification answers four questions and says which one failed:
 3. ``ledger``     the credential's hash was anchored, with an RFC 9162 inclusion proof
                   checked against the node's current tree head;
 4. ``revocation`` the issuing group has not revoked it.
+
+A credential that cannot be read at all (not JSON-LD shaped, no usable proof) is ``malformed``:
+its signature check fails with "could not be read", and the other three checks are marked
+``ran: false`` (not run) and are not listed in ``failed``.
 """
 
 from __future__ import annotations
@@ -133,6 +137,16 @@ MESSAGES = {
 }
 
 
+UNREADABLE = (
+    "The credential could not be read: it is not a signed Open Badges 3.0 credential.",
+    "証明書を読み取れませんでした。署名付きの Open Badges 3.0 証明書ではありません。",
+)
+NOT_RUN = (
+    "Not checked: the credential could not be read.",
+    "証明書を読み取れなかったため、確認していません。",
+)
+
+
 def _parse(value: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -161,12 +175,7 @@ def verify(node: Node, credential: Any) -> dict[str, Any]:
         results["signature"] = check_signature(credential)
         public = signer_key(credential)
     except (CredentialError, TypeError, AttributeError, KeyError):
-        return _report(
-            {name: False for name in MESSAGES},
-            None,
-            None,
-            malformed=True,
-        )
+        return _report({"signature": False}, None, None, malformed=True)
     digest = credential_hash(credential)
     state = node.store.state()
     anchored = state.get("community.credential", digest)
@@ -217,14 +226,21 @@ def _report(
     malformed: bool = False,
 ) -> dict[str, Any]:
     checks = []
-    for name, ok in results.items():
-        en, ja = MESSAGES[name][ok]
-        if malformed:
-            en, ja = "The credential could not be read.", "証明書を読み取れませんでした。"
-        checks.append({"check": name, "ok": ok, "detail_en": en, "detail_ja": ja})
+    for name in MESSAGES:
+        if name not in results:  # could not run: the credential was unreadable
+            en, ja = NOT_RUN
+            checks.append(
+                {"check": name, "ok": False, "ran": False, "detail_en": en, "detail_ja": ja}
+            )
+            continue
+        en, ja = UNREADABLE if malformed else MESSAGES[name][results[name]]
+        checks.append(
+            {"check": name, "ok": results[name], "ran": True, "detail_en": en, "detail_ja": ja}
+        )
     return {
-        "valid": all(results.values()),
+        "valid": not malformed and all(results.values()),
         "failed": [name for name, ok in results.items() if not ok],
+        "not_run": [name for name in MESSAGES if name not in results],
         "checks": checks,
         "hash": digest,
         "inclusion_proof": proof,

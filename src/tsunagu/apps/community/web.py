@@ -37,6 +37,7 @@ REFUSALS = writes.Refusals(
         "self_help",
         "overlapping",
         "not_checked_in",
+        "too_short",
     },
 )
 
