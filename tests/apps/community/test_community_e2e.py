@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -84,13 +84,24 @@ def test_community_walk(browser: Browser, demo_server: DemoServer) -> None:
     visit(volunteer, url)
     volunteer.click("text=今すぐチェックイン")
     expect(volunteer.locator("[role=status]")).to_contain_text("チェックインしました")
-    time.sleep(1.1)  # check-out comes after check-in, to the second
     volunteer.goto(scan(organiser))
     volunteer.click("text=今すぐチェックアウト")
     expect(volunteer.locator("[role=status]")).to_contain_text("チェックアウトしました")
 
-    # The organiser attests; the credential is issued and anchored.
+    # Out at once: under a minute counts as nothing and cannot be attested. The organiser
+    # corrects the times (the volunteer stayed two minutes), then attests; the credential is
+    # issued and anchored.
+    here = organiser.url
     organiser.reload()
+    organiser.click("text=確認する")
+    expect(organiser.locator("[role=alert]")).to_contain_text("1分未満")
+    organiser.goto(here)
+    organiser.click("text=時刻を訂正する")
+    stayed = datetime.fromisoformat(organiser.input_value("#in-1")) + timedelta(minutes=2)
+    organiser.fill("#out-1", stayed.strftime("%Y-%m-%dT%H:%M"))
+    organiser.fill("#reason-1", "受付の後も活動していたため訂正")
+    organiser.click("text=訂正を記録する")
+    expect(organiser.locator("[role=status]")).to_contain_text("訂正を記録しました")
     organiser.click("text=確認する")
     expect(organiser.locator("[role=status]")).to_contain_text("証明書を発行")
     assert_accessible(organiser)

@@ -174,8 +174,12 @@ def test_the_pdf_route_serves_the_certificate(community: Community):
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     image = pdfium.PdfDocument(response.content)[0].render(scale=150 / 72).to_pil()
     (decoded,) = [r.text for r in zxingcpp.read_barcodes(image)]
-    assert decoded.endswith(f"/community/credentials/{item['hash']}")
-    assert community.http.get(decoded.replace("http://testserver", "")).status_code == 200
+    token = community.store.share_token(item["hash"])
+    assert decoded.endswith(f"/community/credentials/{item['hash']}?k={token}")
+    # The QR's link works for anyone, without a login (the test client sends no credentials).
+    path = decoded.replace("http://testserver", "")
+    assert community.http.get(path).status_code == 200
+    assert community.http.get(path.split("?")[0]).status_code == 404
 
 
 def test_an_organiser_added_in_the_same_second_as_valid_from_counts():

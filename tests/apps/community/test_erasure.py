@@ -12,6 +12,22 @@ from tsunagu.platform import discover_apps, platform_contracts
 from .conftest import Community, assert_problem
 
 
+def _private_bytes(community: Community, vid: str) -> dict[str, bytes]:
+    """The raw bytes SQLite stores for the resident's key row and boxes."""
+    db = sqlite3.connect(community.data / "community.db")
+    try:
+        key_box, salt = db.execute(
+            "SELECT key_box, salt FROM community_keys WHERE vid = ?", (vid,)
+        ).fetchone()
+        boxes = db.execute("SELECT ref, box FROM community_boxes WHERE vid = ?", (vid,)).fetchall()
+    finally:
+        db.close()
+    found = {"key box": bytes(key_box), "salt": salt.encode()}
+    found.update({f"box {ref}": bytes(box) for ref, box in boxes})
+    assert len(found) > 2
+    return found
+
+
 def test_export_then_erase_keeps_the_chain_verifying(community: Community):
     user = "resident7"
     vid = community.vid(user)
@@ -23,10 +39,19 @@ def test_export_then_erase_keeps_the_chain_verifying(community: Community):
     assert data["private"]["profile"]["me"]["nickname"] == "ゆみ"
     assert data["ledger"]["sessions"] and data["ledger"]["skills"]
     found = community.get("/search?skill=shopping", "resident2").json()["neighbours"]
-    assert vid in {n["volunteer"] for n in found}
+    assert community.store.handle(vid) in {n["handle"] for n in found}
+
+    secrets = _private_bytes(community, vid)
 
     response = community.post("/me/erase", user)
     assert response.status_code == 200, response.text
+
+    # No copy of the key box, the salt or a box is left in the database or its WAL file.
+    for name in ("community.db", "community.db-wal"):
+        path = community.data / name
+        raw = path.read_bytes() if path.exists() else b""
+        for label, secret in secrets.items():
+            assert secret not in raw, f"{label} still in {name}"
 
     # The key and every private row are gone from community.db.
     with sqlite3.connect(community.data / "community.db") as db:
@@ -44,7 +69,7 @@ def test_export_then_erase_keeps_the_chain_verifying(community: Community):
     # Their sessions remain in the community's sums, shown as erased to the organiser.
     assert me["timeline"]
     found = community.get("/search?skill=shopping", "resident2").json()["neighbours"]
-    assert vid not in {n["volunteer"] for n in found}
+    assert community.store.handle(vid) not in {n["handle"] for n in found}
     assert_problem(community.post("/me/erase", user), 409, "erased")
     assert (
         community.put("/skills/english", user, {"visibility": "public"}).json()["code"] == "erased"

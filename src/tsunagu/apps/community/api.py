@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.apps.community import catalog, issuing, views
 from tsunagu.apps.community.contract import ORGANISER_ROLES, RESIDENT_ROLES
 from tsunagu.apps.community.credentials import credential_hash
+from tsunagu.apps.community.privacy import ask_help, readable_credential, share_url
 from tsunagu.apps.community.web import http_error, precheck, store, submit
 from tsunagu.errors import Forbidden, InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
@@ -25,6 +26,9 @@ PREFIX = "/api/v1/community"
 Time = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Vid = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# A neighbour as the search names them (opaque handle); a client that already knows the key
+# id may still give it.
+Helper = Annotated[str, Field(pattern=r"^(n-[0-9a-f]{24}|[0-9a-f]{64})$")]
 Reason = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -62,7 +66,7 @@ class SkillBody(_In):
 
 class HelpBody(_In):
     skill: Slug
-    helper: Vid | None = None
+    helper: Helper | None = Field(None, description="the handle the search gave")
     note: Annotated[str, Field(max_length=400)] | None = Field(
         None, description="kept off the chain, encrypted for the requester"
     )
@@ -241,13 +245,14 @@ def router() -> APIRouter:
         return _receipt(receipt)
 
     @r.get("/credentials/{digest}")
-    def credential(request: Request, digest: str) -> JSONResponse:
-        """A credential kept on this node, by its hash (the link printed on the certificate)."""
-        found = store(request).by_ref("credential", digest)
-        if found is None or found[1] is None:
+    def credential(request: Request, digest: str, k: str = "") -> JSONResponse:
+        """A credential kept on this node, by its hash: for its owner, the organisers of the
+        group that issued it, or anyone with the share link's secret ``k``."""
+        body = readable_credential(request, digest, k)
+        if body is None:
             raise NotFound("No such credential here.", "この証明書は見つかりません。")
         return JSONResponse(
-            found[1],
+            body,
             headers={
                 "Content-Disposition": f'attachment; filename="credential-{digest[:12]}.json"'
             },
@@ -283,12 +288,13 @@ def router() -> APIRouter:
     async def ask(
         request: Request, body: HelpBody, user: Annotated[User, Depends(resident_role)]
     ) -> dict[str, Any]:
-        payload = {"skill": body.skill, **({"helper": body.helper} if body.helper else {})}
-        (receipt,) = await submit(request, user, [("help.request", payload)])
-        hid = f"h-{receipt.tx_id[:16]}"
-        if body.note:
-            store(request).put(user.key_id, "help-note", hid, body.note)
-        return {**_receipt(receipt), "help_id": hid}
+        if body.helper and body.helper.startswith("n-"):
+            st = views.State(services(request).node)
+            helper = views.helper_by_handle(st, store(request), body.helper)
+            if helper is None:
+                raise NotFound("No such neighbour.", "その方は見つかりません。")
+            return await ask_help(request, user, body.skill, body.note, invite=helper)
+        return await ask_help(request, user, body.skill, body.note, named=body.helper)
 
     @r.post("/help/{hid}/{action}", status_code=201)
     async def help_action(
@@ -353,7 +359,11 @@ def export_of(request: Request, user: User) -> dict[str, Any]:
             "signups": [s for s in st.all("signup") if s["volunteer"] == vid],
             "sessions": views.sessions_of(st, vid),
             "skills": st.all("skill", f"{vid}/"),
-            "help": [h for h in st.all("help") if vid in (h["requester"], h["helper"])],
+            "help": [
+                views.help_for(st, store(request), h, vid)
+                for h in st.all("help")
+                if vid in (h["requester"], h["helper"])
+            ],
             "credentials": [c for c in st.all("credential") if c["recipient"] == vid],
         },
     }
@@ -382,6 +392,7 @@ def volunteer_router() -> APIRouter:
                     "kind": anchored.get("kind"),
                     "revoked": anchored.get("revoked", False),
                     "tx_id": anchored.get("tx_id"),
+                    "share_url": share_url(request, digest),
                     "credential": body,
                 }
             )

@@ -5,13 +5,16 @@ packages (read from there, not copied), segno for the QR modules drawn as vector
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import segno
 from fpdf import FPDF
 
 _JA = "ipaexg"
+JST = ZoneInfo("Asia/Tokyo")
 
 
 def _font_path() -> str:
@@ -19,7 +22,12 @@ def _font_path() -> str:
 
 
 def _date(value: str) -> str:
-    return f"{value[:4]}年{int(value[5:7])}月{int(value[8:10])}日"
+    """The Japanese calendar date (Asia/Tokyo) of a UTC time such as ``2026-11-29T23:30:00Z``."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    day = moment.astimezone(JST)
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def certificate_pdf(credential: dict[str, Any], verify_url: str, *, revoked: bool = False) -> bytes:

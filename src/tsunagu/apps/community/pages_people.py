@@ -4,15 +4,25 @@ erasure), the "who nearby can help with…" search, and help between neighbours.
 from __future__ import annotations
 
 import json
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tsunagu.apps.community import api, catalog, views
+from tsunagu.apps.community import api, catalog, privacy, views
 from tsunagu.apps.community.contract import RESIDENT_ROLES
 from tsunagu.apps.community.pages import common, form_user, invalid, outcome, page_user, state
 from tsunagu.apps.community.web import submit
 from tsunagu.web.deps import language, render
+from tsunagu.web.filters import tokyo_time
+
+
+def _open_help(request: Request) -> list[str]:
+    return [h["id"] for h in state(request).all("help") if h["status"] == "open"]
+
+
+def _handle_param(value: str) -> str:
+    return value if re.fullmatch(views.HANDLE_PATTERN, value) else ""
 
 
 def router() -> APIRouter:
@@ -123,25 +133,50 @@ def router() -> APIRouter:
         home = st.home(user.org)
         everything = sorted(st.all("help"), key=lambda h: h["requested_at"], reverse=True)
         mine = [h for h in everything if me in (h["requester"], h["helper"])]
+        store = api.store(request)
+        invited = {
+            h["id"]
+            for h in everything
+            if h["status"] == "open"
+            and h["helper"] is None
+            and (store.by_ref("help-invite", h["id"]) or (None, None))[1] == me
+        }
         nearby = [
             h
             for h in everything
             if h["status"] == "open"
             and h["requester"] != me
             and h["helper"] in (None, me)
-            and (h["municipality"] == home or h["helper"] == me)
+            and (h["municipality"] == home or h["helper"] == me or h["id"] in invited)
         ]
-        store = api.store(request)
-        notes = {h["id"]: store.get(h["requester"], "help-note", h["id"]) for h in mine}
+        notes = {
+            h["id"]: store.get(h["requester"], "help-note", h["id"])
+            for h in everything
+            if h in mine or h["id"] in invited
+        }
+        # An open request is shown to people who are not party to it: no help id (it is the
+        # prefix of the requester's transaction id, which names them in the public log) and no
+        # exact time, only an opaque reference this node maps back and the day.
+        nearby = [
+            {
+                "ref": store.handle(f"help/{h['id']}"),
+                "note_id": h["id"] if h["id"] in invited else None,
+                "skill": h["skill"],
+                "municipality": h["municipality"],
+                "requested_on": tokyo_time(h["requested_at"], "%Y-%m-%d"),
+                "for_me": h["helper"] == me or h["id"] in invited,
+            }
+            for h in nearby
+        ]
         return render(
             request,
             "community/help.html",
-            mine=mine,
+            mine=[views.help_for(st, store, h, me) for h in mine],
             nearby=nearby,
             me=me,
             notes=notes,
             is_resident=user.has_role(*RESIDENT_ROLES),
-            helper=request.query_params.get("helper", ""),
+            helper=_handle_param(request.query_params.get("helper", "")),
             wanted=request.query_params.get("skill", ""),
             **common(language(request)),
         )
@@ -152,18 +187,15 @@ def router() -> APIRouter:
         if isinstance(got, Response):
             return got
         user, form = got
-        payload = {"skill": str(form.get("skill", ""))}
-        helper = str(form.get("helper", ""))
-        if helper:
-            payload["helper"] = helper
+        handle = str(form.get("helper", ""))
+        helper = None
+        if handle:
+            helper = views.helper_by_handle(state(request), api.store(request), handle)
+            if helper is None:
+                return invalid(request, "/community/help")
         note = str(form.get("note", "")).strip()[:400]
-
-        async def write() -> None:
-            (receipt,) = await submit(request, user, [("help.request", payload)])
-            if note:
-                api.store(request).put(user.key_id, "help-note", f"h-{receipt.tx_id[:16]}", note)
-
-        return await outcome(request, write(), "/community/help?asked=1", "/community/help")
+        write = privacy.ask_help(request, user, str(form.get("skill", "")), note, invite=helper)
+        return await outcome(request, write, "/community/help?asked=1", "/community/help")
 
     @r.post("/community/help/{hid}/{action}")
     async def help_action(request: Request, hid: str, action: str) -> Response:
@@ -172,6 +204,11 @@ def router() -> APIRouter:
             return got
         if action not in ("accept", "confirm"):
             return invalid(request, "/community/help")
+        if hid.startswith("n-"):  # a request from the "near you" list, by its reference
+            refs = {api.store(request).handle(f"help/{k}"): k for k in _open_help(request)}
+            if hid not in refs:
+                return invalid(request, "/community/help")
+            hid = refs[hid]
         write = submit(request, got[0], [(f"help.{action}", {"help": hid})])
         return await outcome(request, write, f"/community/help?{action}=1", "/community/help")
 

@@ -1,6 +1,12 @@
 """Public pages: the community dashboard with its map of Tama and the islands, the credential
 verifier (paste or upload a credential), and each stored credential's own page, which the
-certificate's QR code opens, with its JSON and PDF."""
+certificate's QR code opens, with its JSON and PDF.
+
+A stored credential is shown to its owner, to the organisers of the group that issued it, and
+to anyone holding its share link (``?k=``, an HMAC of the hash under the node's secret, which
+the QR code carries). Anyone else gets 404: the hashes are public on the chain, the
+credentials are not. Whoever holds a credential can always check it on the verify page.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from tsunagu.apps.community import api, catalog, issuing, views
+from tsunagu.apps.community import api, catalog, issuing, privacy, views
 from tsunagu.apps.community.certificate import certificate_pdf
 from tsunagu.apps.community.pages import common, state
 from tsunagu.web.deps import check_csrf, language, optional_user, render, services
@@ -26,8 +32,11 @@ def _map(board: dict[str, Any], lang: str) -> list[dict[str, Any]]:
     for p in views.map_points():
         minutes = board["by_place"].get(p["id"], 0)
         radius = 3 + round(14 * math.sqrt(minutes / biggest)) if minutes else 2
+        small = p["id"] in board["small_places"]  # activity there, figures withheld
         name = p["name_ja"] if lang == "ja" else p["name_en"]
-        points.append({**p, "minutes": minutes, "r": radius, "name": name})
+        points.append(
+            {**p, "minutes": minutes, "r": 4 if small else radius, "name": name, "small": small}
+        )
     return points
 
 
@@ -83,21 +92,16 @@ def router() -> APIRouter:
         return _verify_page(request, {**report, "credential": credential})
 
     @r.get("/community/credentials/{digest}")
-    def credential_page(request: Request, digest: str) -> Response:
-        found = api.store(request).by_ref("credential", digest)
+    def credential_page(request: Request, digest: str, k: str = "") -> Response:
+        credential = privacy.readable_credential(request, digest, k)
+        if credential is None:
+            # Whether the hash is unknown, erased or just not shared with this visitor, the
+            # answer is the same: nobody learns that a credential is stored here.
+            return render(request, "community/message.html", status_code=404, kind="not_found")
         anchored = state(request).get("credential", digest)
-        if found is None or found[1] is None:
-            return render(
-                request,
-                "community/credential.html",
-                status_code=404 if anchored is None else 410,
-                credential=None,
-                anchored=anchored,
-                digest=digest,
-            )
-        credential = found[1]
         report = issuing.verify(services(request).node, credential)
         user = optional_user(request)
+        owner = user is not None and user.key_id == (anchored or {}).get("recipient")
         return render(
             request,
             "community/credential.html",
@@ -105,6 +109,8 @@ def router() -> APIRouter:
             report=report,
             anchored=anchored,
             digest=digest,
+            key=api.store(request).share_token(digest),
+            share_url=privacy.share_url(request, digest) if owner else None,
             may_revoke=user is not None
             and anchored is not None
             and user.org == anchored["org"]
@@ -113,16 +119,13 @@ def router() -> APIRouter:
         )
 
     @r.get("/community/credentials/{digest}/certificate.pdf")
-    def certificate(request: Request, digest: str) -> Response:
-        found = api.store(request).by_ref("credential", digest)
-        if found is None or found[1] is None:
+    def certificate(request: Request, digest: str, k: str = "") -> Response:
+        credential = privacy.readable_credential(request, digest, k)
+        if credential is None:
             return render(request, "community/message.html", status_code=404, kind="not_found")
         anchored = state(request).get("credential", digest) or {}
-        base = services(request).base_url(str(request.base_url))
         pdf = certificate_pdf(
-            found[1],
-            f"{base}/community/credentials/{digest}",
-            revoked=anchored.get("revoked", False),
+            credential, privacy.share_url(request, digest), revoked=anchored.get("revoked", False)
         )
         return Response(
             pdf,

@@ -1,12 +1,17 @@
 """The community app's private data, off the chain: ``<data>/community.db``.
 
 Everything about a person lives here, never on the chain: their nickname and contact, what
-they wrote in a help request, their credentials (which carry the salt of their hashed
-identity), each encrypted with AES-256-GCM under a key of their own. That key is itself
-wrapped under a key derived from the node's master key. Erasing a resident deletes their key
-(crypto-shredding) along with the rows: whatever copy of a ciphertext survives, in a backup
-or a WAL page, can no longer be read. The chain keeps only pseudonymous ids and hashes, so it
-verifies as before.
+they wrote in a help request, their credentials, each encrypted with AES-256-GCM under a key
+of their own. That key is itself wrapped under a key derived from the node's master key. The
+salt of their hashed identity is stored in plain text beside it: it is no secret (every
+credential of theirs carries it); an erasure deletes it with the rest.
+
+Erasing a resident deletes their key (crypto-shredding) along with the rows. The connection
+runs with ``secure_delete`` (deleted content is overwritten with zeros) and the erasure ends
+with a ``wal_checkpoint(TRUNCATE)``, so neither ``community.db`` nor its ``-wal`` file keeps a
+copy of the key box. A copy made before the erasure (a backup) still holds the wrapped key and
+can be opened by whoever also holds the node's master key. The chain keeps only pseudonymous
+ids and hashes, so it verifies as before.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,8 @@ class CommunityStore:
         self._local = threading.local()
         self._wrap = AESGCM(hashlib.sha256(b"tsunagu-community-wrap\x00" + web_secret).digest())
         self._qr_secret = hashlib.sha256(b"tsunagu-community-qr\x00" + web_secret).digest()
+        self._handle_secret = hashlib.sha256(b"tsunagu-community-handle\x00" + web_secret).digest()
+        self._share_secret = hashlib.sha256(b"tsunagu-community-share\x00" + web_secret).digest()
         self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -60,6 +68,7 @@ class CommunityStore:
         if conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
@@ -171,7 +180,11 @@ class CommunityStore:
         }
 
     def erase(self, vid: str) -> None:
-        """Crypto-shredding: the resident's key, salt and every box are deleted for good."""
+        """Crypto-shredding: the resident's key, salt and every box are deleted for good.
+
+        ``secure_delete`` zeroes the freed pages; the checkpoint then copies them into the
+        database file and truncates the WAL, so no copy of the key box is left in either file.
+        """
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -182,6 +195,38 @@ class CommunityStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it; raise if a reader held it back."""
+        for _ in range(50):
+            busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("community.db: the WAL could not be checkpointed after an erasure")
+
+    # -- opaque handles and share links ---------------------------------------------------
+
+    def handle(self, vid: str) -> str:
+        """How other residents see a person: an HMAC of their id that only this node can link
+        back to it (:meth:`vid_of`), so a page never shows the key id that signs on the chain."""
+        return "n-" + hmac.new(self._handle_secret, vid.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def vid_of(self, handle: str, candidates: Iterable[str]) -> str | None:
+        """The id among ``candidates`` whose handle is ``handle``, if any."""
+        for vid in candidates:
+            if hmac.compare_digest(self.handle(vid), handle):
+                return vid
+        return None
+
+    def share_token(self, digest: str) -> str:
+        """The secret of a credential's share link (``?k=``): without it, only the owner sees
+        the credential on this node."""
+        return hmac.new(self._share_secret, digest.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def share_valid(self, digest: str, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.share_token(digest).encode())
 
     # -- rotating check-in codes ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ but nothing links them to a person any more.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -83,7 +84,10 @@ def resident(st: State, store: CommunityStore, vid: str) -> dict[str, Any]:
         timeline.append(
             {"kind": "session", "at": s["check_in"], "session": s, "activity": activity}
         )
-    helps = [h for h in st.all("help") if vid in (h["requester"], h["helper"])]
+    # The other party of a help request is named by handle, never by key id.
+    helps = [
+        help_for(st, store, h, vid) for h in st.all("help") if vid in (h["requester"], h["helper"])
+    ]
     for h in helps:
         timeline.append({"kind": "help", "at": h.get("done_at") or h["requested_at"], "help": h})
     timeline.sort(key=lambda e: e["at"], reverse=True)
@@ -118,8 +122,18 @@ def resident(st: State, store: CommunityStore, vid: str) -> dict[str, Any]:
     }
 
 
+SMALL_CELL = 3  # fewer volunteers than this in a municipality: its figures are withheld
+SHOWN_SKILLS = ("public", "municipality")  # skills the dashboard counts as offered
+
+
 def dashboard(st: State) -> dict[str, Any]:
-    """Attested minutes by category and month and by municipality; skills offered and asked."""
+    """Attested minutes by category and month and by municipality; skills offered and asked.
+
+    A municipality with fewer than :data:`SMALL_CELL` volunteers is listed in ``small_places``
+    without its hours or head count (one volunteer's hours would be theirs alone); the totals
+    still include them. Only skills their owners show beyond their circle (public or same
+    municipality) count as offered.
+    """
     by_month: dict[str, Counter[str]] = defaultdict(Counter)
     by_place: Counter[str] = Counter()
     volunteers: dict[str, set[str]] = defaultdict(set)
@@ -130,15 +144,18 @@ def dashboard(st: State) -> dict[str, Any]:
         by_month[month][s["category"]] += s["minutes"]
         by_place[s["municipality"]] += s["minutes"]
         volunteers[s["municipality"]].add(s["volunteer"])
-    offered = Counter(row["skill"] for row in st.all("skill"))
+    shown = {mid for mid, v in volunteers.items() if len(v) >= SMALL_CELL}
+    offered = Counter(row["skill"] for row in st.all("skill") if row["visibility"] in SHOWN_SKILLS)
     requested = Counter(row["skill"] for row in st.all("help"))
     helps_done = sum(1 for row in st.all("help") if row["status"] == "done")
     months = sorted(by_month)
     return {
         "months": [{"month": m, "minutes": dict(by_month[m])} for m in months],
         "total_minutes": sum(by_place.values()),
-        "by_place": dict(by_place.most_common()),
-        "volunteers_by_place": {k: len(v) for k, v in volunteers.items()},
+        "by_place": {k: v for k, v in by_place.most_common() if k in shown},
+        "volunteers_by_place": {k: len(v) for k, v in volunteers.items() if k in shown},
+        "small_places": sorted(set(by_place) - shown),
+        "small_cell": SMALL_CELL,
         "offered": offered.most_common(10),
         "requested": requested.most_common(10),
         "helps_done": helps_done,
@@ -174,7 +191,11 @@ def distance_km(a: str, b: str) -> int:
 def search(
     st: State, store: CommunityStore, skill: str, viewer: str | None, viewer_home: str | None
 ) -> list[dict[str, Any]]:
-    """Neighbours who can help with ``skill`` and let the viewer see it, nearest first."""
+    """Neighbours who can help with ``skill`` and let the viewer see it, nearest first.
+
+    Each is named by its opaque handle, never by the key id that signs their transactions:
+    the public log would link that id to every activity they attended.
+    """
     found = []
     for row in st.all("skill"):
         if row["skill"] != skill or row["volunteer"] == viewer:
@@ -184,7 +205,9 @@ def search(
         profile = store.profile(row["volunteer"])
         found.append(
             {
-                **row,
+                "handle": store.handle(row["volunteer"]),
+                "skill": row["skill"],
+                "municipality": row["municipality"],
                 "nickname": profile.get("nickname"),
                 "distance_km": distance_km(viewer_home, row["municipality"]) if viewer_home else 0,
                 "helps": st.volunteer(row["volunteer"])["helps"],
@@ -192,6 +215,41 @@ def search(
         )
     found.sort(key=lambda r: (r["distance_km"], -r["helps"]))
     return found
+
+
+HANDLE_PATTERN = r"n-[0-9a-f]{24}"
+
+
+def helper_by_handle(st: State, store: CommunityStore, handle: str) -> str | None:
+    """The resident behind a handle from the search: someone who lists a skill, not erased."""
+    if not re.fullmatch(HANDLE_PATTERN, handle):
+        return None
+    candidates = {row["volunteer"] for row in st.all("skill")}
+    vid = store.vid_of(handle, sorted(candidates))
+    return None if vid is None or st.volunteer(vid)["erased"] else vid
+
+
+def help_for(st: State, store: CommunityStore, h: dict[str, Any], me: str) -> dict[str, Any]:
+    """A help request as ``me`` may see it: the other party by handle, and once the help is
+    accepted, their nickname and contact (each side sees the other's, nobody else does)."""
+    other = h["helper"] if h["requester"] == me else h["requester"]
+    hidden = ("requester", "helper", "confirmed", "history")
+    shown = {k: v for k, v in h.items() if k not in hidden}
+    # The history's events name their signers and tx ids: keep only what and when.
+    shown["history"] = [
+        {"action": e["action"], "at": e["at"], "by_me": e.get("by") == me}
+        for e in h.get("history", [])
+    ]
+    shown["mine"] = h["requester"] == me
+    shown["i_help"] = h["helper"] == me
+    shown["i_confirmed"] = me in h.get("confirmed", [])
+    shown["other"] = None if other is None else store.handle(other)
+    party = me in (h["requester"], h["helper"])
+    if other is not None and party and h["status"] in ("accepted", "done"):
+        profile = store.profile(other)
+        shown["other_nickname"] = profile.get("nickname")
+        shown["other_contact"] = profile.get("contact")
+    return shown
 
 
 def map_points() -> list[dict[str, Any]]:
