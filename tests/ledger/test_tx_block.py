@@ -185,6 +185,31 @@ def test_decode_rejects_a_payload_that_cannot_be_canonical(payload: dict[str, An
         decode_tx(_envelope(payload=payload))
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [{"n": 1.0}, {"n": 1e3}, {"n": 2.5}, {"list": [1, 2, 3.0]}, {"deep": {"er": [{"x": -0.0}]}}],
+)
+def test_decode_refuses_numbers_with_a_fraction_or_exponent(payload: dict[str, Any]) -> None:
+    """RFC 8785 writes 1.0 as 1: the leaf would hold an integer where the envelope held a float,
+    and a contract could answer the envelope differently from a replay of its leaf."""
+    envelope = _envelope(payload=payload)
+    assert b'"n":1}' in rfc8785.dumps({"n": 1.0})  # why: the float is gone from the leaf
+    with pytest.raises(MalformedTransaction, match="whole") as caught:
+        decode_tx(envelope)
+    assert "整数" in caught.value.message_ja
+    with pytest.raises(MalformedTransaction, match="whole"):
+        build_tx(CHAIN, "documents", "register", payload, KEY, 1)
+
+
+def test_a_stored_leaf_with_a_fraction_still_decodes() -> None:
+    """Chains written before the rule keep verifying: a stored leaf is taken as it is."""
+    body = _envelope(payload={"n": 2.5})
+    body.pop("signature")
+    body["signature"] = KEY.sign(rfc8785.dumps(body)).hex()
+    tx = decode_leaf(rfc8785.dumps(body))
+    assert tx.payload == {"n": 2.5} and tx.verify(KEY.public_key)
+
+
 def _envelope_of_size(size: int) -> dict[str, Any]:
     envelope = _envelope(payload={"filler": ""})
     base = len(rfc8785.dumps(envelope))

@@ -217,6 +217,27 @@ def test_unknown_fields_in_the_envelope(http: TestClient, unchanged: None) -> No
     assert_problem(http.post("/api/v1/tx", json=missing), 400, "malformed_transaction")
 
 
+def test_a_number_with_a_fraction_is_refused_before_it_is_signed_into_a_leaf(
+    http: TestClient, unchanged: None
+) -> None:
+    """A client signs canonical JSON, which writes 1.0 as 1: the signature verifies, but the
+    envelope holds a float and the leaf an integer. Such a transaction is refused at admission
+    (else a contract could refuse the float and a replay accept the integer)."""
+    envelope = _signed()
+    envelope["payload"]["version"] = 1  # any member: an integer the float form is signed as
+    signed = build_tx(
+        CHAIN, "documents", "register", envelope["payload"], CLIENT_KEY, envelope["seq"]
+    ).to_json()
+    body = json.dumps(signed).replace('"version": 1', '"version": 1.0').encode()
+    assert b'"version": 1.0' in body
+    problem = assert_problem(
+        _post_raw(http, "/api/v1/tx", body, **{"accept-language": "ja"}),
+        400,
+        "malformed_transaction",
+    )
+    assert "整数" in problem["detail"] and "whole" in problem["detail_en"]
+
+
 def test_unknown_fields_in_documents(http: TestClient, staff_token: str, unchanged: None) -> None:
     body = {"sha256": "b" * 64, "title": "t", "category": "notice", "org": "tachikawa"}
     response = http.post(

@@ -180,8 +180,28 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def decode_tx(body: Any) -> Transaction:
-    """Check the envelope's shape strictly and compute its leaf bytes and id."""
+def _has_fraction(value: Any) -> bool:
+    """Whether a JSON number with a fraction or an exponent (a ``float``) is in ``value``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def decode_tx(body: Any, *, whole_numbers: bool = True) -> Transaction:
+    """Check the envelope's shape strictly and compute its leaf bytes and id.
+
+    With ``whole_numbers`` (every new transaction), a number written with a fraction or an
+    exponent is refused: RFC 8785 writes ``1.0`` as ``1``, so the leaf would hold an integer
+    where the envelope held a float, and the contract's answer on the envelope could differ
+    from the answer a replay of the leaf gives. Stored leaves (:func:`decode_leaf`) are taken
+    as they are."""
     _check(body)
     # The leaf is canonical(body). _check has made app, type, signer and signature strings
     # that need no escaping and seq an integer in range, so when chain_id and payload take the
@@ -202,7 +222,12 @@ def decode_tx(body: Any) -> Transaction:
         )
         leaf = head + member + tail
         signing = head + tail
-    else:
+    else:  # floats never take the fast path, so they are looked for only here
+        if whole_numbers and _has_fraction(body["payload"]):
+            raise _fail(
+                "numbers must be whole (no fraction or exponent, not even 1.0)",
+                "数値は整数で書いてください（小数や指数表記は使えません。1.0 も不可）",
+            )
         try:
             leaf = canonical(body)
         except Exception as exc:  # rfc8785 refuses NaN, huge ints and lone surrogates
@@ -227,7 +252,7 @@ def decode_tx(body: Any) -> Transaction:
 
 def decode_leaf(leaf: bytes) -> Transaction:
     """Rebuild a transaction from stored leaf bytes; the bytes must already be canonical."""
-    tx = decode_tx(loads_json(leaf))
+    tx = decode_tx(loads_json(leaf), whole_numbers=False)
     if tx.leaf != leaf:
         raise _fail("leaf bytes are not canonical", "正規化されていません")
     return tx

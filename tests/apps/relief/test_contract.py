@@ -21,6 +21,7 @@ from tsunagu.apps.relief.contract import looks_personal, match_id, need_id, offe
 from tsunagu.apps.relief.labels import new_code
 from tsunagu.identity.private import PrivateStore
 from tsunagu.ledger.keys import SigningKey
+from tsunagu.ledger.tx import MalformedTransaction
 from tsunagu.node.node import Node, Receipt
 
 MANDATORY = list(catalog.mandatory_allergens())
@@ -208,7 +209,6 @@ def test_only_a_shelters_people_post_its_needs(chain: Chain, who, fields, code):
     [
         ({"quantity": 0}, "invalid_payload"),
         ({"quantity": -5}, "invalid_payload"),
-        ({"quantity": 2.5}, "invalid_payload"),
         ({"item": "tokyo-999", "unit": "個"}, "unknown_item"),
         ({"unit": "kg"}, "wrong_unit"),
         ({"allergen_free": ["matsutake"]}, "unknown_allergen"),
@@ -229,6 +229,13 @@ def test_only_a_shelters_people_post_its_needs(chain: Chain, who, fields, code):
 )
 def test_bad_needs_are_refused(chain: Chain, fields, code):
     chain.refused("shelter1", "need.post", need_payload(**fields), code)
+
+
+def test_a_fractional_quantity_never_becomes_a_transaction(chain: Chain):
+    before = chain.snapshot()
+    with pytest.raises(MalformedTransaction, match="whole"):
+        chain.submit("shelter1", "need.post", need_payload(quantity=2.5))
+    assert chain.snapshot() == before
 
 
 def test_personal_data_check_leaves_ordinary_notes_alone():
