@@ -323,6 +323,45 @@ def test_identity_lists(http: TestClient) -> None:
     assert _is_hex(nodes[0]["public_key"])
 
 
+def _bearer(http: TestClient, username: str) -> dict[str, str]:
+    response = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_an_admin_registers_a_client_key_that_then_signs_for_itself(http: TestClient) -> None:
+    key = SigningKey.from_seed(hashlib.sha256(b"web api test: registered by route").digest())
+    body = {"public_key": key.public_key.hex(), "org": "tachikawa", "roles": ["staff"]}
+    before = http.get("/api/v1/status").json()
+    refusals = [
+        ("staff1", body, 403, "forbidden"),
+        ("admin", {**body, "org": "atlantis"}, 404, "unknown_org"),
+        ("admin", {**body, "roles": ["emperor"]}, 422, "invalid_payload"),
+        ("admin", {**body, "public_key": "AB" * 32}, 422, "invalid_input"),
+        ("admin", {**body, "name": "田中"}, 422, "invalid_input"),  # no personal data
+        ("admin", {**body, "public_key": CLIENT_KEY.public_key.hex()}, 409, "duplicate_member"),
+    ]
+    for username, sent, status, code in refusals:
+        response = http.post("/api/v1/identity/members", json=sent, headers=_bearer(http, username))
+        assert response.status_code == status, (sent, response.text)
+        assert response.json()["code"] == code
+    assert http.get("/api/v1/status").json() == before  # nothing was written
+    response = http.post("/api/v1/identity/members", json=body, headers=_bearer(http, "admin"))
+    assert response.status_code == 201, response.text
+    added = response.json()
+    assert added["key_id"] == key.key_id == _sha(key.public_key)
+    assert added["status"] == "committed" and added["height"] == before["height"] + 1
+    payload = {
+        "sha256": _sha(b"signed by a key added by route"),
+        "title": "t",
+        "category": "notice",
+    }
+    envelope = build_tx("tsunagu-tama-demo", "documents", "register", payload, key, 1).to_json()
+    signed = http.post("/api/v1/tx", json=envelope)
+    assert signed.status_code == 201, signed.text
+    stored = http.get(f"/api/v1/tx/{signed.json()['tx_id']}").json()
+    assert stored["tx"]["signer"] == key.key_id
+
+
 # --- auth -------------------------------------------------------------------------------------
 
 

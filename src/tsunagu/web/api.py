@@ -8,13 +8,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from tsunagu.errors import InvalidInput, NotFound
+from tsunagu.errors import InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.ledger import merkle
+from tsunagu.ledger.keys import key_id
 from tsunagu.ledger.tx import decode_tx
-from tsunagu.web.deps import committed, current_user, services
+from tsunagu.web.deps import committed, current_user, require_roles, services
+from tsunagu.web.writes import Refusals, submit_as
 
 MAX_ENTRIES = 1000
 
@@ -42,6 +44,20 @@ class ReceiptOut(BaseModel):
     height: int
     index: int
     status: str
+
+
+class MemberIn(BaseModel):
+    """A client's public key to register (``identity/member.add``, docs/protocol.md 8.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    org: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    roles: Annotated[list[str], Field(min_length=1, max_length=8)]
+
+
+MEMBER_REFUSALS = Refusals(
+    forbidden={"forbidden_role"}, unknown={"unknown_org"}, bad_input={"invalid_payload"}
+)
 
 
 class SignedTx(BaseModel):
@@ -219,6 +235,30 @@ def router() -> APIRouter:
         """The consortium's organisations (public)."""
         state = services(request).node.store.state()
         return {"orgs": [value for _, value in state.scan("identity.org")]}
+
+    @r.post("/identity/members", status_code=201, tags=["identity"])
+    async def add_member(
+        request: Request,
+        body: MemberIn,
+        user: Annotated[User, Depends(require_roles("admin"))],
+    ) -> dict[str, Any]:
+        """Register a public key whose private key a client keeps, so that it can sign its
+        own transactions (``POST /api/v1/tx``): an ``identity/member.add`` signed by the
+        consortium admin (``admin`` only). Answers the receipt and the new member's
+        ``key_id`` (SHA-256 of the public key's 32 bytes)."""
+        payload = body.model_dump()
+        try:
+            receipt = await submit_as(request, user, "identity", "member.add", payload)
+        except Rejected as exc:
+            exc.status = MEMBER_REFUSALS.status(exc.code)
+            raise
+        return {
+            "tx_id": receipt.tx_id,
+            "height": receipt.height,
+            "index": receipt.index,
+            "status": receipt.status,
+            "key_id": key_id(bytes.fromhex(body.public_key)),
+        }
 
     @r.get("/identity/nodes", tags=["identity"])
     def nodes(request: Request) -> JSONResponse:
