@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -73,6 +74,114 @@ def _problem(request: Request, error: TsunaguError) -> Response:
         error=error,
         message=error.message(language(request)),
     )
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+TX_ERRORS = {
+    "400": "Refused at admission, nothing written: `malformed_json`, "
+    "`malformed_transaction`, `wrong_chain`, `bad_signature` (docs/protocol.md 3.5).",
+    "403": "`unknown_signer`: the signer is not a registered, active member key.",
+    "409": "`replayed_seq` at admission (with `last_seq`, nothing written), or the contract "
+    "refused the transaction: its code, with `tx_id`, `height` and `index` (the transaction "
+    "is in that block with a `rejected` result and its seq is spent).",
+    "413": "`body_too_large`: the body is over 262,144 bytes.",
+    "503": "`unavailable`: the node cannot commit now, or the block took over 30 s; the "
+    "transaction may still be committed (look it up by its id).",
+}
+
+
+def problem_schemas() -> dict[str, Any]:
+    """The RFC 9457 problem every error answer is (docs/protocol.md 7.1), as OpenAPI schemas."""
+    text = {"type": "string"}
+    integer = {"type": "integer"}
+    return {
+        "Problem": {
+            "title": "Problem",
+            "description": "RFC 9457 problem details (application/problem+json). Branch on "
+            "`code`; `detail` is in the request's language (Accept-Language `ja…`: Japanese).",
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code", "detail_en", "detail_ja"],
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "https://tsunagu.example/problems/<code>",
+                },
+                "title": {"type": "string", "description": "the code with spaces"},
+                "status": {"type": "integer", "description": "the HTTP status"},
+                "detail": text,
+                "detail_en": text,
+                "detail_ja": text,
+                "code": {"type": "string", "description": "the stable machine code"},
+                "instance": {"type": "string", "description": "the request path (not on 413)"},
+                "errors": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/ProblemFieldError"},
+                    "description": "validation details (invalid_input, malformed_json)",
+                },
+                "last_seq": {**integer, "description": "replayed_seq: the highest seq used"},
+                "tx_id": {**text, "description": "a contract refused a recorded transaction"},
+                "height": integer,
+                "index": integer,
+                "sha256": {**text, "description": "unknown document"},
+            },
+            "additionalProperties": True,
+        },
+        "ProblemFieldError": {
+            "title": "ProblemFieldError",
+            "type": "object",
+            "required": ["loc", "msg", "type", "msg_en", "msg_ja"],
+            "properties": {
+                "loc": {"type": "array", "items": text},
+                "msg": {**text, "description": "as pydantic reports it"},
+                "type": {**text, "description": "pydantic's error type"},
+                "msg_en": {**text, "description": "what the field must be, in English"},
+                "msg_ja": {**text, "description": "what the field must be, in Japanese"},
+            },
+        },
+    }
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": dict(PROBLEM_REF)}}}
+
+
+def use_problem_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe errors in ``schema`` (an OpenAPI document) as the API answers them: every
+    ``422`` as a problem (not FastAPI's ``HTTPValidationError``), and the refusals of
+    ``POST /api/v1/tx``. Changes ``schema`` in place and returns it."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas.update(problem_schemas())
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                json_body = "application/json" in operation.get("requestBody", {}).get(
+                    "content", {}
+                )
+                responses["422"] = _problem_response(
+                    "`invalid_input`: wrong types, missing or unknown fields, or out-of-range "
+                    "parameters"
+                    + ("; also a body not sent as application/json." if json_body else ".")
+                )
+            if path == TX_PATH and method == "post":
+                for status, description in TX_ERRORS.items():
+                    responses[status] = _problem_response(description)
+                operation["responses"] = dict(sorted(responses.items()))
+    return schema
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Serve ``/openapi.json`` with the error answers :func:`use_problem_schema` describes."""
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            app.openapi_schema = use_problem_schema(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class TsunaguAPI(FastAPI):
@@ -208,4 +317,5 @@ def create_app(
         if tsunagu_app.pages:
             app.include_router(tsunagu_app.pages())
     app.include_router(pages.router())
+    install_problem_openapi(app)
     return app
