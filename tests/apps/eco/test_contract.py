@@ -79,6 +79,15 @@ def test_negative_repeated_backwards_and_future_readings(eco_chain: EcoChain) ->
     eco_chain.refused(d.key, *eco_chain.reading(d, future, d.a + 200, d.b), "reading_in_future")
 
 
+def test_a_reading_dated_on_a_day_that_does_not_exist_is_refused(eco_chain: EcoChain) -> None:
+    """The time's shape is right but the day is not (it used to crash the contract)."""
+    d = eco_chain.device(hours=30)
+    type_, payload = eco_chain.reading(d, d.at + timedelta(hours=1), d.a + 10, d.b)
+    payload["at"] = "2026-11-31T00:00:00.000Z"
+    receipt = eco_chain.refused(d.key, type_, payload, "invalid_payload")
+    assert "実在しない日時" in receipt.reason_ja
+
+
 def test_reading_must_come_from_the_device_key(eco_chain: EcoChain) -> None:
     d = eco_chain.device(hours=30)
     other = eco_chain.device(hours=30)

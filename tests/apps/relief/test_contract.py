@@ -341,6 +341,14 @@ def test_only_the_offering_organisation_withdraws(chain: Chain):
     chain.ok("supporter1", "offer.withdraw", {"offer": offer, "reason": "在庫切れ"})
     assert chain.get("offer", offer)["status"] == "withdrawn"
     chain.refused("supporter1", "offer.withdraw", {"offer": offer}, "offer_withdrawn")
+    # A meter of the same company (an eco-points device key) may not withdraw its offers.
+    meter = SigningKey.from_seed(hashlib.sha256(b"relief test musashino meter").digest())
+    payload = {"public_key": meter.public_key.hex(), "org": "musashino-foods"}
+    admin = chain.key("admin")
+    added = submit_and_wait(chain.node, admin, "identity", "device.add", payload)
+    assert added.status == "committed", added
+    second = chain.offer()
+    chain.refused(meter, "offer.withdraw", {"offer": second}, "forbidden_role")
     need = chain.need()
     chain.refused(
         "coordinator1", "match.confirm", confirm_payload((need, offer, 1)), "offer_withdrawn"

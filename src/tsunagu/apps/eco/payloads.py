@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from tsunagu.contracts import Payload
+from tsunagu.ledger.block import parse_timestamp
+from tsunagu.validation_text import InputValueError
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Hex128 = Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-Timestamp = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")]
+
+
+def _real_time(value: str) -> str:
+    """A chain timestamp that names a real moment (not 2026-11-31, not 25:00)."""
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        raise InputValueError(
+            "not a real date and time", "実在しない日時です（例: 11月31日、25時）"
+        ) from None
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"),
+    AfterValidator(_real_time),
+]
 # Counters are checked for sign in the contract, so a negative one gets its own clear message.
 Counter = Annotated[int, Field(ge=-(10**15), le=10**15)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]

@@ -480,6 +480,7 @@ class ReliefContract(Contract):
 
     def on_offer_withdraw(self, ctx: TxContext, p: OfferWithdraw) -> None:
         offer = self._record(ctx, "offer", p.offer, "offer", "提供")
+        ctx.require_role(*SUPPORTER_ROLES)  # not a meter's key of the same organisation
         if not self._is_admin(ctx) and offer["org"] != ctx.signer.org:
             ctx.reject(
                 "not_owner",
