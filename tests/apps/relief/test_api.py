@@ -407,7 +407,7 @@ def test_a_resent_receipt_gets_the_original_answer(relief: Relief):
     problem = assert_problem(
         relief.post(path, "shelter1", other, lang="ja"), 409, "already_received"
     )
-    assert problem["detail"] == problem["detail_ja"] == "受取は記録済みです。"
+    assert problem["detail"] == problem["detail_ja"] == "受領は記録済みです。"
     # The idempotency key is the destination's: another shelter cannot replay it.
     assert_problem(relief.post(path, "shelter2", body), 403, "not_destination")
     record = relief.get(f"/matches/{match['id']}", "shelter1").json()["match"]

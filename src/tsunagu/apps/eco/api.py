@@ -6,7 +6,6 @@ decides. Credits and reports are in :mod:`api_credits`.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from tsunagu.identity.private import User
 from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 from tsunagu.node.node import Receipt
+from tsunagu.web.csvsafe import SafeWriter
 from tsunagu.web.deps import current_user, require_roles, services
 from tsunagu.web.writes import Refusals, precheck, submit_as
 
@@ -257,7 +257,7 @@ def settlement_rows(v: EcoView, shop: str, month: str | None) -> list[dict[str, 
 
 def settlement_csv(v: EcoView, shop: str, month: str | None) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # reward names are free text: no spreadsheet formulas
     writer.writerow(
         ["redeemed_at_jst", "reward", "reward_name", "points", "settlement_yen", "tx_id"]
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from tsunagu.apps.relief import labels
+from tsunagu.apps.relief import catalog, labels
 from tsunagu.apps.relief.api import (
     MatchesBody,
     ReasonBody,
@@ -24,13 +24,22 @@ from tsunagu.apps.relief.api import (
 )
 from tsunagu.apps.relief.contract import match_id, need_in, offer_in, remaining
 from tsunagu.apps.relief.matching import propose
-from tsunagu.apps.relief.view import View
-from tsunagu.errors import Forbidden, InvalidInput, NotFound, Rejected
+from tsunagu.apps.relief.view import View, involved
+from tsunagu.errors import Conflict, Forbidden, InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
 from tsunagu.web.deps import current_user, services
 
 MAX_LABELS = 100  # labels in one PDF
+
+
+def cancelled_label(ids: list[str]) -> Conflict:
+    """The refusal to print the label of a cancelled match: the package must not be sent."""
+    return Conflict(
+        f"The match is cancelled; its label cannot be printed: {', '.join(ids)}.",
+        f"取り消されたマッチングのラベルは印刷できません: {', '.join(ids)}",
+        code="match_cancelled",
+    )
 
 
 def proposal_for(request: Request, user: User) -> dict[str, Any]:
@@ -66,6 +75,7 @@ def proposal_for(request: Request, user: User) -> dict[str, Any]:
     for a in allocations:
         need, offer = needs[a.need_id], offers[a.offer_id]
         item, unit = view.item_names(need["item"])
+        kind = getattr(catalog.item(need["item"]), "kind", None)
         rows.append(
             {
                 "need_id": a.need_id,
@@ -87,6 +97,16 @@ def proposal_for(request: Request, user: User) -> dict[str, Any]:
                 "ship_from_name": view.place_name(offer["ship_from"]),
                 "need_remaining": remaining(need),
                 "offer_remaining": remaining(offer),
+                # What the coordinator checks before confirming: the need's allergen-free
+                # requirement against the offer's declaration, the expiry and the size.
+                "food": kind in (None, "food"),
+                "allergen_free_names": view.allergen_names(need["allergen_free"]),
+                "allergens_declared": offer["allergens"] is not None,
+                "allergen_names": view.allergen_names(offer["allergens"]),
+                "expiry": offer["expiry"],
+                "need_size": need.get("size"),
+                "offer_size": offer.get("size"),
+                "offer_condition": offer.get("condition"),
             }
         )
     filled: dict[str, int] = {}
@@ -159,7 +179,7 @@ def match_routes(r: APIRouter) -> None:
         mine: bool = False,
     ) -> dict[str, Any]:
         """Matches, newest first (any logged-in member). ``mine``: sent or received by the
-        user's organisation."""
+        user's organisation, for those who act for it in relief (a resident has none)."""
         view = View(request)
         matches = [
             m
@@ -168,7 +188,7 @@ def match_routes(r: APIRouter) -> None:
             and (shelter is None or m["shelter"] == shelter)
             and (sender is None or m["sender"] == sender)
             and (municipality is None or m["municipality"] == municipality)
-            and (not mine or user.org in (m["shelter"], m["sender"]))
+            and (not mine or involved(user, m))
         ]
         matches.sort(key=lambda m: (-m["timeline"][0]["height"], m["id"]))
         return {"matches": [view.match(m) for m in matches]}
@@ -199,6 +219,8 @@ def match_routes(r: APIRouter) -> None:
                 "Only the sender, the destination shelter and its coordinator may print labels.",
                 "ラベルを印刷できるのは、送り主・届け先の避難所・その災害対策本部だけです。",
             )
+        if cancelled := [m["id"] for m in matches if m["status"] == "cancelled"]:
+            raise cancelled_label(cancelled)
         base = services(request).base_url(str(request.base_url))
         body = labels.label_pdf([view.label(m, base) for m in matches], sheet)  # type: ignore[arg-type]
         name = f"relief-{ids[0]}.pdf" if len(ids) == 1 else "relief-labels.pdf"

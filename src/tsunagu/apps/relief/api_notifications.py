@@ -4,24 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tsunagu.apps.relief.api import inbox
-from tsunagu.errors import NotFound
+from tsunagu.apps.relief.view import in_relief
+from tsunagu.errors import Forbidden, NotFound
 from tsunagu.identity.private import User
 from tsunagu.web.deps import current_user
 
 KEEPALIVE_SECONDS = 15.0  # a comment line on an idle event stream, so proxies keep it open
 
 
+def relief_member(user: Annotated[User, Depends(current_user)]) -> User:
+    """The signed-in user, if they act for their organisation in relief (see
+    :func:`tsunagu.apps.relief.view.acts_for`): a resident reads no notifications of the town."""
+    if not in_relief(user):
+        raise Forbidden(
+            "Only the relief staff of an organisation may read its notifications.",
+            "組織の通知を読めるのは、その組織の支援物資の担当者だけです。",
+        )
+    return user
+
+
 def notification_routes(r: APIRouter) -> None:
     @r.get("/notifications")
     def notifications(
         request: Request,
-        user: Annotated[User, Depends(current_user)],
+        user: Annotated[User, Depends(relief_member)],
         unread: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
@@ -34,12 +47,12 @@ def notification_routes(r: APIRouter) -> None:
         }
 
     @r.post("/notifications/read-all")
-    def read_all(request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+    def read_all(request: Request, user: Annotated[User, Depends(relief_member)]) -> dict[str, Any]:
         return {"marked": inbox(request).mark_read(user.org)}
 
     @r.post("/notifications/{ident}/read")
     def read_one(
-        request: Request, ident: int, user: Annotated[User, Depends(current_user)]
+        request: Request, ident: int, user: Annotated[User, Depends(relief_member)]
     ) -> dict[str, Any]:
         box = inbox(request)
         if not box.exists(user.org, ident):
@@ -50,7 +63,7 @@ def notification_routes(r: APIRouter) -> None:
     @r.get("/notifications/stream", response_class=StreamingResponse)
     async def stream(
         request: Request,
-        user: Annotated[User, Depends(current_user)],
+        user: Annotated[User, Depends(relief_member)],
         last_event_id: Annotated[str | None, Header(max_length=20)] = None,
     ) -> StreamingResponse:
         """Live notifications as server-sent events (``event: notification``, the id is the
@@ -58,7 +71,9 @@ def notification_routes(r: APIRouter) -> None:
         missed first."""
         box = inbox(request)
         queue = box.subscribe(user.org)
-        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        # ASCII digits only: "③".isdigit() is true, but int("③") fails.
+        given = last_event_id or ""
+        after = int(given) if re.fullmatch(r"[0-9]{1,18}", given) else 0
         missed = box.notifications(user.org, after_id=after, limit=500) if after else []
 
         async def events():

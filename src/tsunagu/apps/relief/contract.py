@@ -140,9 +140,18 @@ class ReceiptReport(Payload):
     client_ref: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
-# Full-width digits and dashes count as digits and dashes when looking for phone numbers.
-_WIDE = str.maketrans("０１２３４５６７８９－−‐‑–—―ーｰ（）＋　", "0123456789---------()+ ")
-_PHONE = re.compile(r"\+?\d[\d ()\-]{8,}\d", re.ASCII)
+# Full-width digits, letters, dashes, dots and at signs count as their ASCII selves when
+# looking for phone numbers (090.1234.5678, ０９０．１２３４．５６７８) and e-mail addresses
+# (x＠y．jp). A fixed table rather than NFKC: the same on every node, whatever its Unicode data.
+_WIDE = str.maketrans(
+    "０１２３４５６７８９－−‐‑–—―ーｰ（）＋　＠﹫．。｡＿"
+    + "".join(chr(c) for c in range(0xFF21, 0xFF3B))
+    + "".join(chr(c) for c in range(0xFF41, 0xFF5B)),
+    "0123456789---------()+ @@..._"
+    + "".join(chr(c) for c in range(0x41, 0x5B))
+    + "".join(chr(c) for c in range(0x61, 0x7B)),
+)
+_PHONE = re.compile(r"\+?\d[\d ().\-]{8,}\d", re.ASCII)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+", re.ASCII)
 
 
@@ -397,7 +406,7 @@ class ReliefContract(Contract):
         if p.quantity is None and p.priority is None and p.needed_by is None:
             ctx.reject("nothing_to_change", "Nothing to change.", "変更する項目がありません。")
         changes: dict[str, Any] = {}
-        if p.quantity is not None:
+        if p.quantity is not None and p.quantity != need["quantity"]:
             if p.quantity < need["matched"]:
                 ctx.reject(
                     "below_matched",
@@ -405,11 +414,17 @@ class ReliefContract(Contract):
                     f"既に {need['matched']} がマッチング済みのため、それより少なくできません。",
                 )
             changes["quantity"] = need["quantity"] = p.quantity
-        if p.priority is not None:
+        if p.priority is not None and p.priority != need["priority"]:
             changes["priority"] = need["priority"] = p.priority
-        if p.needed_by is not None:
+        if p.needed_by is not None and p.needed_by != need["needed_by"]:
             self._not_past(ctx, p.needed_by, "needed-by date", "必要期限")
             changes["needed_by"] = need["needed_by"] = p.needed_by
+        if not changes:
+            ctx.reject(
+                "nothing_to_change",
+                "The need already has these values: nothing to change.",
+                "要望は既にこの内容です。変更する項目がありません。",
+            )
         _settle(need, "fulfilled")
         need["history"].append(_event(ctx, "updated", changes=changes))
         ctx.put("need", need["id"], need)
@@ -613,7 +628,7 @@ class ReliefContract(Contract):
             ctx.reject(
                 "not_cancellable",
                 f"A {match['status']} match cannot be cancelled.",
-                "発送済み・受取済み・取消済みのマッチングは取り消せません。",
+                "発送済み・受領済み・取消済みのマッチングは取り消せません。",
             )
         self._free_text(ctx, p.reason)
         need = ctx.get("need", match["need"])
@@ -655,12 +670,12 @@ class ReliefContract(Contract):
             ctx.reject(
                 "not_destination",
                 "Only the destination shelter's staff may record the receipt.",
-                "受取を記録できるのは、届け先の避難所の職員だけです。",
+                "受領を記録できるのは、届け先の避難所の職員だけです。",
             )
         status = match["status"]
         if status == "received":
             ctx.reject(
-                "already_received", "The receipt is already recorded.", "受取は記録済みです。"
+                "already_received", "The receipt is already recorded.", "受領は記録済みです。"
             )
         if status == "cancelled":
             ctx.reject(
@@ -678,14 +693,15 @@ class ReliefContract(Contract):
             ctx.reject(
                 "more_than_shipped",
                 f"{counted} is more than the {shipped} shipped.",
-                f"受取数 {counted} が発送数 {shipped} を超えています。",
+                f"受領数 {counted} が発送数 {shipped} を超えています。",
             )
         if p.outcome == "full":
             if counted is not None and counted != shipped:
                 ctx.reject(
                     "quantity_mismatch",
                     f"A full receipt is all {shipped}; record a partial one instead.",
-                    f"全数受取は {shipped} です。数が違う場合は「一部受取」を記録してください。",
+                    f"全数受領は {shipped} です。"
+                    "数が違う場合は「一部のみ受領」を記録してください。",
                 )
             counted = shipped
         elif p.outcome == "partial":
@@ -693,7 +709,7 @@ class ReliefContract(Contract):
                 ctx.reject(
                     "bad_partial",
                     f"A partial receipt needs the counted quantity, from 1 to {shipped - 1}.",
-                    f"一部受取には、1〜{shipped - 1} の受取数が必要です。",
+                    f"一部のみ受領には、1〜{shipped - 1} の受領数が必要です。",
                 )
         elif not p.note:
             ctx.reject(
@@ -703,9 +719,18 @@ class ReliefContract(Contract):
             )
         self._free_text(ctx, p.note)
         received = counted or 0
-        need = ctx.get("need", match["need"])
-        need["received"] += received  # type: ignore[index]
-        ctx.put("need", match["need"], need)  # type: ignore[arg-type]
+        need: dict[str, Any] = ctx.get("need", match["need"])  # type: ignore[assignment]
+        need["received"] += received
+        shortfall = shipped - received
+        if shortfall > 0:
+            # What did not arrive (or arrived unusable) is wanted again: the need is open for
+            # new matches by that much. The offer keeps its tally: the supporter did ship it.
+            need["matched"] -= shortfall
+            _settle(need, "fulfilled")
+            need["history"].append(
+                _event(ctx, "reopened", match=match["id"], outcome=p.outcome, quantity=shortfall)
+            )
+        ctx.put("need", match["need"], need)
         match["status"] = "received"
         match["receipt"] = {
             "outcome": p.outcome,

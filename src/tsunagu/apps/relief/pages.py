@@ -36,15 +36,18 @@ from tsunagu.apps.relief.contract import (
     municipality_of,
 )
 from tsunagu.apps.relief.reports import overview_for
-from tsunagu.apps.relief.view import View
+from tsunagu.apps.relief.view import RELIEF_ROLES, View, acts_for, in_relief, involved
 from tsunagu.errors import TsunaguError
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
 from tsunagu.platform import NavLink
+from tsunagu.validation_text import InputValueError
 from tsunagu.web.deps import check_csrf, language, optional_user, render, services
 
 PRIORITIES = tuple(PRIORITY_ORDER)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+WHOLE = re.compile(r"[0-9]{1,8}")  # ASCII digits: "①".isdigit() is true, int("①") fails
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 NAV = (
     NavLink("/relief", "Relief supplies"),
     NavLink("/relief/scan", "Scan a label"),
@@ -88,8 +91,11 @@ def _form(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict | None, 
 
 
 def _int(value: str | None) -> int | None:
-    value = (value or "").strip()
-    return int(value) if value.isdigit() and len(value) < 9 else None
+    """A whole number typed in a form: ASCII or full-width digits (３０ is 30), at most 8 of
+    them; anything else (①, ², ٣, -1, 1.5) is None, which the form answers with a 422. Only the
+    full-width digits are folded, as NFKC would: NFKC would also turn ① into 1."""
+    value = (value or "").strip().translate(FULL_WIDTH_DIGITS)
+    return int(value) if WHOLE.fullmatch(value) else None
 
 
 def _items_by_category(kinds: tuple[str, ...] = ()) -> list[tuple[str, list[catalog.Item]]]:
@@ -212,10 +218,11 @@ def _match_page(request, code_or_id: str, status_code=200, error=None, note=None
         status_code=status_code,
         m=view.match(match),
         qr=labels.qr_svg(f"{base}/r/{match['code']}"),
-        may_ship=user is not None
-        and user.org == match["sender"]
+        may_ship=acts_for(user, match["sender"], SUPPORTER_ROLES)
         and match["status"] == "confirmed",
-        may_print=user is not None and view.may_print(user, match),
+        may_print=user is not None
+        and view.may_print(user, match)
+        and match["status"] != "cancelled",
         error=error,
         note=note,
     )
@@ -229,19 +236,19 @@ def router() -> APIRouter:
         user = optional_user(request)
         view = View(request)
         ctx: dict[str, Any] = {}
-        if user is not None:
+        if user is not None and in_relief(user):  # a resident: none of the town's records
             org = user.org
             ctx["needs"] = [view.need(n) for n in _mine(view, "need", "shelter", org)]
             ctx["offers"] = [view.offer(o) for o in _mine(view, "offer", "org", org)]
             ctx["to_ship"] = [
                 view.match(m)
                 for m in view.all("match")
-                if m["sender"] == org and m["status"] == "confirmed"
+                if acts_for(user, m["sender"], SUPPORTER_ROLES) and m["status"] == "confirmed"
             ]
             ctx["incoming"] = [
                 view.match(m)
                 for m in view.all("match")
-                if m["shelter"] == org and m["status"] == "shipped"
+                if acts_for(user, m["shelter"]) and m["status"] == "shipped"
             ]
             box = inbox(request)
             box.sync(2.0)
@@ -308,12 +315,17 @@ def router() -> APIRouter:
         check_csrf(request, str(form.get("csrf", "")))
         counts = {k: _int(str(form.get(k, "0")) or "0") for k in catalog.GROUP_KEYS}
         days = _int(str(form.get("days", "")))
+        t = _(request)
         if any(v is None for v in counts.values()) or days is None:
-            return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
+            return _needs_page(request, user, 422, error=t("Enter whole numbers."))
         try:
             rows = catalog.suggest_needs({k: v for k, v in counts.items() if v}, days)
-        except ValueError:
-            return _needs_page(request, user, 422, error=_(request)("Enter whole numbers."))
+        except InputValueError as exc:  # e.g. days outside 1–30: the catalogue's own words
+            error = exc.ja if language(request) == "ja" else exc.en
+            return _needs_page(request, user, 422, error=error)
+        if not any(counts.values()):
+            error = t("Enter the number of evacuees in at least one group.")
+            return _needs_page(request, user, 422, error=error, counts=counts, days=days)
         suggestions = [(catalog.items()[i], q) for i, q in rows]
         return _needs_page(request, user, suggestions=suggestions, counts=counts, days=days)
 
@@ -494,7 +506,7 @@ def router() -> APIRouter:
         mine = [
             m
             for m in view.all("match")
-            if user.org in (m["shelter"], m["sender"])
+            if involved(user, m)
             or (user.has_role(*COORDINATOR_ROLES) and view.municipality(user) == m["municipality"])
         ]
         mine.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
@@ -526,11 +538,7 @@ def router() -> APIRouter:
 
     # ⑥ inbox -----------------------------------------------------------------------------
 
-    @r.get("/relief/inbox")
-    def inbox_page(request: Request) -> Response:
-        user = optional_user(request)
-        if user is None:
-            return _login(request)
+    def _inbox_page(request: Request, user: User, status_code=200, error=None) -> Response:
         box = inbox(request)
         box.sync(2.0)
         notes = box.notifications(user.org, limit=100)
@@ -538,19 +546,29 @@ def router() -> APIRouter:
         return render(
             request,
             "relief/inbox.html",
+            status_code=status_code,
             notes=notes,
             unread=box.unread(user.org),
+            error=error,
             messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()},
         )
 
+    @r.get("/relief/inbox")
+    def inbox_page(request: Request) -> Response:
+        user = _who(request, RELIEF_ROLES)  # the organisation's relief staff, not its residents
+        return user if isinstance(user, Response) else _inbox_page(request, user)
+
     @r.post("/relief/inbox/read")
     async def mark_read(request: Request) -> Response:
-        user = optional_user(request)
-        if user is None:
-            return _login(request)
+        user = _who(request, RELIEF_ROLES)
+        if isinstance(user, Response):
+            return user
         form = await request.form()
         check_csrf(request, str(form.get("csrf", "")))
-        ident = _int(str(form.get("id", "")))
+        given = str(form.get("id", "")).strip()
+        ident = _int(given)
+        if given and ident is None:  # a bad id marks nothing, rather than everything
+            return _inbox_page(request, user, 422, _(request)("Enter whole numbers."))
         box = inbox(request)
         if ident is None:
             box.mark_read(user.org)
@@ -574,8 +592,7 @@ def router() -> APIRouter:
             "relief/package.html",
             p=view.public(match),
             code=code,
-            may_receive=user is not None
-            and user.org == match["shelter"]
+            may_receive=acts_for(user, match["shelter"], NEED_ROLES[:1])
             and match["status"] == "shipped",
             messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()},
         )

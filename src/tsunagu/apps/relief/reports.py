@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import io
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -14,7 +14,9 @@ from tsunagu.apps.relief.contract import remaining
 from tsunagu.apps.relief.view import View
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
-from tsunagu.web.deps import current_user
+from tsunagu.web.csvsafe import SafeWriter
+from tsunagu.web.deps import current_user, services
+from tsunagu.web.filters import tokyo_time
 
 
 def _scope(
@@ -128,17 +130,31 @@ def report_routes(r: APIRouter) -> None:
         kind: Literal["needs", "offers", "shipments"],
         user: Annotated[User, Depends(current_user)],
     ) -> Response:
-        """CSV for spreadsheets and humanitarian tools: a header row, then HXL 1.1 hashtags
-        (https://hxlstandard.org/standard/1-1final/dictionary/), then the data. Locations are
-        the municipality's published coordinates, never a street address."""
+        """CSV for spreadsheets and humanitarian tools: a bilingual header row (「状態 Status」),
+        then HXL 1.1 hashtags (https://hxlstandard.org/standard/1-1final/dictionary/), then the
+        data. States, priorities, conditions and receipt outcomes read 「受付中 (open)」; dates
+        are dates in Japan (Asia/Tokyo). Locations are the municipality's published
+        coordinates, never a street address. Text cells that a spreadsheet would run as a
+        formula (= + - @ tab CR) start with '."""
         view = View(request)
-        columns, records = EXPORTS[kind](view)
+        catalog = services(request).catalog
+
+        def named(kind_: str) -> Callable[[str | None], str | None]:
+            def name(value: str | None) -> str | None:
+                if value is None:
+                    return None
+                ja = catalog.gettext("ja", f"relief-{kind_}:{value}", "relief")
+                return value if ja.startswith("relief-") else f"{ja} ({value})"
+
+            return name
+
+        columns, records = EXPORTS[kind](view, named)
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = SafeWriter(out, lineterminator="\r\n")
         writer.writerow([header for header, _, _ in columns])
         writer.writerow([tag for _, tag, _ in columns])
         for record in records:
-            writer.writerow(["" if (v := get(record)) is None else v for _, _, get in columns])
+            writer.writerow([get(record) for _, _, get in columns])
         headers = {"Content-Disposition": f'attachment; filename="relief-{kind}.csv"'}
         # A byte order mark so that spreadsheet programs read the Japanese as UTF-8.
         return Response(
@@ -146,36 +162,68 @@ def report_routes(r: APIRouter) -> None:
         )
 
 
-def _place_columns(key: str, attribute: str = "", label: str = "") -> list[tuple[str, str, Any]]:
+Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
+Namer = Callable[[str], Callable[[str | None], str | None]]
+
+
+def jst_date(at: str | None) -> str | None:
+    """The date in Japan (Asia/Tokyo) of a UTC timestamp: 23:30 UTC is the next day's 08:30."""
+    return tokyo_time(at, "%Y-%m-%d") or None
+
+
+def _place_columns(key: str, attribute: str = "", label: str = "") -> list[Column]:
     """Municipality code, names and published coordinates of ``record[key]``."""
     places = municipalities()
+    ja, en = {"": ("", ""), "dest": ("（届け先）", " (destination)")}.get(
+        label, ("（発送元）", " (origin)")
+    )
 
     def field(get):
         return lambda r: get(places[r[key]]) if r[key] in places else None
 
     return [
-        (f"Municipality code{label}", f"#adm2+code{attribute}", lambda r: r[key]),
-        (f"Municipality (ja){label}", f"#adm2+name+i_ja{attribute}", field(lambda p: p.name_ja)),
-        (f"Municipality (en){label}", f"#adm2+name+i_en{attribute}", field(lambda p: p.name_en)),
-        (f"Latitude{label}", f"#geo+lat{attribute}", field(lambda p: p.lat)),
-        (f"Longitude{label}", f"#geo+lon{attribute}", field(lambda p: p.lon)),
+        (f"自治体コード{ja} Municipality code{en}", f"#adm2+code{attribute}", lambda r: r[key]),
+        (
+            f"自治体名{ja} Municipality (ja){en}",
+            f"#adm2+name+i_ja{attribute}",
+            field(lambda p: p.name_ja),
+        ),
+        (
+            f"自治体名（英語）{ja} Municipality (en){en}",
+            f"#adm2+name+i_en{attribute}",
+            field(lambda p: p.name_en),
+        ),
+        (f"緯度{ja} Latitude{en}", f"#geo+lat{attribute}", field(lambda p: p.lat)),
+        (f"経度{ja} Longitude{en}", f"#geo+lon{attribute}", field(lambda p: p.lon)),
     ]
 
 
-def _item_columns(view: View) -> list[tuple[str, str, Any]]:
+def _item_columns(view: View) -> list[Column]:
     return [
-        ("Item code", "#item+code", lambda r: r["item"]),
-        ("Item (ja)", "#item+name+i_ja", lambda r: view.item_names(r["item"])[0]["ja"]),
-        ("Item (en)", "#item+name+i_en", lambda r: view.item_names(r["item"])[0]["en"]),
-        ("Unit", "#item+unit", lambda r: r["unit"]),
+        ("品目コード Item code", "#item+code", lambda r: r["item"]),
+        ("品目 Item (ja)", "#item+name+i_ja", lambda r: view.item_names(r["item"])[0]["ja"]),
+        (
+            "品目（英語） Item (en)",
+            "#item+name+i_en",
+            lambda r: view.item_names(r["item"])[0]["en"],
+        ),
+        ("単位 Unit", "#item+unit", lambda r: r["unit"]),
     ]
 
 
-def _org_columns(view: View, key: str, attribute: str = "") -> list[tuple[str, str, Any]]:
+def _org_columns(view: View, key: str, attribute: str = "") -> list[Column]:
     return [
-        ("Organisation ID", f"#org+code{attribute}", lambda r: r[key]),
-        ("Organisation (ja)", f"#org+name+i_ja{attribute}", lambda r: view.org_name(r[key])["ja"]),
-        ("Organisation (en)", f"#org+name+i_en{attribute}", lambda r: view.org_name(r[key])["en"]),
+        ("組織ID Organisation ID", f"#org+code{attribute}", lambda r: r[key]),
+        (
+            "組織名 Organisation (ja)",
+            f"#org+name+i_ja{attribute}",
+            lambda r: view.org_name(r[key])["ja"],
+        ),
+        (
+            "組織名（英語） Organisation (en)",
+            f"#org+name+i_en{attribute}",
+            lambda r: view.org_name(r[key])["en"],
+        ),
     ]
 
 
@@ -184,44 +232,58 @@ def _names(ids: list[str] | None) -> str | None:
     return None if names is None else "・".join(a["ja"] for a in names)
 
 
-def _needs_export(view: View):
-    columns = [
-        ("Need ID", "#meta+id", lambda r: r["id"]),
-        ("Status", "#status", lambda r: r["status"]),
-        ("Priority", "#severity", lambda r: r["priority"]),
+def _posted(r: dict[str, Any]) -> str | None:
+    return jst_date(r["history"][0]["at"])
+
+
+def _needs_export(view: View, named: Namer):
+    status, priority, condition = named("status"), named("priority"), named("condition")
+    columns: list[Column] = [
+        ("要望ID Need ID", "#meta+id", lambda r: r["id"]),
+        ("状態 Status", "#status", lambda r: status(r["status"])),
+        ("優先度 Priority", "#severity", lambda r: priority(r["priority"])),
         *_item_columns(view),
-        ("Quantity needed", "#indicator+num+needed", lambda r: r["quantity"]),
-        ("Matched", "#indicator+num+matched", lambda r: r["matched"]),
-        ("Received", "#indicator+num+received", lambda r: r["received"]),
-        ("Remaining", "#indicator+num+remaining", remaining),
-        ("Allergen-free", "#item+allergen_free", lambda r: _names(r["allergen_free"])),
-        ("Size", "#item+size", lambda r: r["size"]),
-        ("Condition", "#item+condition", lambda r: r["condition"]),
-        ("Needed by", "#date+needed", lambda r: r["needed_by"]),
-        ("Posted", "#date+reported", lambda r: r["history"][0]["at"][:10]),
+        ("必要数 Quantity needed", "#indicator+num+needed", lambda r: r["quantity"]),
+        ("マッチング済み Matched", "#indicator+num+matched", lambda r: r["matched"]),
+        ("受領数 Received", "#indicator+num+received", lambda r: r["received"]),
+        ("残り Remaining", "#indicator+num+remaining", remaining),
+        (
+            "除去アレルゲン Allergen-free",
+            "#item+allergen_free",
+            lambda r: _names(r["allergen_free"]),
+        ),
+        ("サイズ Size", "#item+size", lambda r: r["size"]),
+        ("状態（新品/中古） Condition", "#item+condition", lambda r: condition(r["condition"])),
+        ("必要期限 Needed by", "#date+needed", lambda r: r["needed_by"]),
+        ("登録日（日本時間） Posted (JST)", "#date+reported", _posted),
         *_org_columns(view, "shelter"),
-        ("Shelter (ja)", "#loc+name+i_ja", lambda r: view.org_name(r["shelter"])["ja"]),
-        ("Shelter (en)", "#loc+name+i_en", lambda r: view.org_name(r["shelter"])["en"]),
+        ("避難所 Shelter (ja)", "#loc+name+i_ja", lambda r: view.org_name(r["shelter"])["ja"]),
+        (
+            "避難所（英語） Shelter (en)",
+            "#loc+name+i_en",
+            lambda r: view.org_name(r["shelter"])["en"],
+        ),
         *_place_columns("municipality"),
     ]
     records = sorted(view.all("need"), key=lambda r: (r["history"][0]["height"], r["id"]))
     return columns, records
 
 
-def _offers_export(view: View):
-    columns = [
-        ("Offer ID", "#meta+id", lambda r: r["id"]),
-        ("Status", "#status", lambda r: r["status"]),
+def _offers_export(view: View, named: Namer):
+    status, condition = named("status"), named("condition")
+    columns: list[Column] = [
+        ("提供ID Offer ID", "#meta+id", lambda r: r["id"]),
+        ("状態 Status", "#status", lambda r: status(r["status"])),
         *_item_columns(view),
-        ("Quantity offered", "#indicator+num+offered", lambda r: r["quantity"]),
-        ("Matched", "#indicator+num+matched", lambda r: r["matched"]),
-        ("Remaining", "#indicator+num+remaining", remaining),
-        ("Allergens contained", "#item+allergens", lambda r: _names(r["allergens"])),
-        ("Size", "#item+size", lambda r: r["size"]),
-        ("Condition", "#item+condition", lambda r: r["condition"]),
-        ("Expiry", "#date+expiry", lambda r: r["expiry"]),
-        ("Ship by", "#date+ship_by", lambda r: r["ship_by"]),
-        ("Posted", "#date+reported", lambda r: r["history"][0]["at"][:10]),
+        ("提供数 Quantity offered", "#indicator+num+offered", lambda r: r["quantity"]),
+        ("マッチング済み Matched", "#indicator+num+matched", lambda r: r["matched"]),
+        ("残り Remaining", "#indicator+num+remaining", remaining),
+        ("含むアレルゲン Allergens contained", "#item+allergens", lambda r: _names(r["allergens"])),
+        ("サイズ Size", "#item+size", lambda r: r["size"]),
+        ("状態（新品/中古） Condition", "#item+condition", lambda r: condition(r["condition"])),
+        ("賞味期限 Expiry", "#date+expiry", lambda r: r["expiry"]),
+        ("発送可能期限 Ship by", "#date+ship_by", lambda r: r["ship_by"]),
+        ("登録日（日本時間） Posted (JST)", "#date+reported", _posted),
         *_org_columns(view, "org"),
         *_place_columns("ship_from"),
     ]
@@ -230,31 +292,48 @@ def _offers_export(view: View):
 
 
 def _event_at(record: dict[str, Any], action: str) -> str | None:
-    return next((e["at"][:10] for e in record["timeline"] if e["action"] == action), None)
+    return next((jst_date(e["at"]) for e in record["timeline"] if e["action"] == action), None)
 
 
-def _shipments_export(view: View):
+def _shipments_export(view: View, named: Namer):
+    status, outcome = named("status"), named("outcome")
     receipt = lambda key: lambda r: (r["receipt"] or {}).get(key)  # noqa: E731
-    columns = [
-        ("Match ID", "#meta+id", lambda r: r["id"]),
-        ("Need ID", "#meta+need", lambda r: r["need"]),
-        ("Offer ID", "#meta+offer", lambda r: r["offer"]),
-        ("Status", "#status", lambda r: r["status"]),
+    columns: list[Column] = [
+        ("マッチングID Match ID", "#meta+id", lambda r: r["id"]),
+        ("要望ID Need ID", "#meta+need", lambda r: r["need"]),
+        ("提供ID Offer ID", "#meta+offer", lambda r: r["offer"]),
+        ("状態 Status", "#status", lambda r: status(r["status"])),
         *_item_columns(view),
-        ("Quantity", "#indicator+num+shipped", lambda r: r["quantity"]),
-        ("Received quantity", "#indicator+num+received", receipt("quantity")),
-        ("Receipt", "#status+receipt", receipt("outcome")),
-        ("Matched on", "#date+matched", lambda r: _event_at(r, "matched")),
-        ("Shipped on", "#date+shipped", lambda r: _event_at(r, "shipped")),
-        ("Received on", "#date+received", lambda r: _event_at(r, "received")),
-        ("Carrier", "#org+name+carrier", lambda r: (r["shipment"] or {}).get("carrier")),
-        ("Sender ID", "#org+code+sender", lambda r: r["sender"]),
-        ("Sender (ja)", "#org+name+i_ja+sender", lambda r: view.org_name(r["sender"])["ja"]),
-        ("Destination shelter ID", "#loc+code+dest", lambda r: r["shelter"]),
-        ("Destination (ja)", "#loc+name+i_ja+dest", lambda r: view.org_name(r["shelter"])["ja"]),
-        ("Destination (en)", "#loc+name+i_en+dest", lambda r: view.org_name(r["shelter"])["en"]),
-        *_place_columns("municipality", "+dest", " (destination)"),
-        *_place_columns("ship_from", "+origin", " (origin)"),
+        ("数量 Quantity", "#indicator+num+shipped", lambda r: r["quantity"]),
+        ("受領数 Received quantity", "#indicator+num+received", receipt("quantity")),
+        ("受領結果 Receipt", "#status+receipt", lambda r: outcome(receipt("outcome")(r))),
+        (
+            "マッチング日（日本時間） Matched on (JST)",
+            "#date+matched",
+            lambda r: _event_at(r, "matched"),
+        ),
+        ("発送日（日本時間） Shipped on (JST)", "#date+shipped", lambda r: _event_at(r, "shipped")),
+        (
+            "受領日（日本時間） Received on (JST)",
+            "#date+received",
+            lambda r: _event_at(r, "received"),
+        ),
+        ("運送会社 Carrier", "#org+name+carrier", lambda r: (r["shipment"] or {}).get("carrier")),
+        ("送り主ID Sender ID", "#org+code+sender", lambda r: r["sender"]),
+        ("送り主 Sender (ja)", "#org+name+i_ja+sender", lambda r: view.org_name(r["sender"])["ja"]),
+        ("届け先避難所ID Destination shelter ID", "#loc+code+dest", lambda r: r["shelter"]),
+        (
+            "届け先 Destination (ja)",
+            "#loc+name+i_ja+dest",
+            lambda r: view.org_name(r["shelter"])["ja"],
+        ),
+        (
+            "届け先（英語） Destination (en)",
+            "#loc+name+i_en+dest",
+            lambda r: view.org_name(r["shelter"])["en"],
+        ),
+        *_place_columns("municipality", "+dest", "dest"),
+        *_place_columns("ship_from", "+origin", "origin"),
     ]
     records = sorted(view.all("match"), key=lambda r: (r["timeline"][0]["height"], r["id"]))
     return columns, records

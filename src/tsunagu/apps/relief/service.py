@@ -77,7 +77,7 @@ MESSAGES = {
     ),
     "received": (
         "Arrived at {shelter_en}: {item} {received} of {quantity} {unit_en} ({outcome}).",
-        "{shelter_ja}に到着しました: {item_ja} {quantity}{unit}中 {received}{unit}を受取"
+        "{shelter_ja}に到着しました: {item_ja} {quantity}{unit}中 {received}{unit}を受領"
         "（{outcome_ja}）",
     ),
     "cancelled": (

@@ -8,12 +8,33 @@ from typing import Any
 from fastapi import Request
 
 from tsunagu.apps.relief import catalog, labels
-from tsunagu.apps.relief.contract import municipality_of, remaining
+from tsunagu.apps.relief.contract import NEED_ROLES, SUPPORTER_ROLES, municipality_of, remaining
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
 from tsunagu.web.deps import services
 
 PREFIX = "/api/v1/relief"  # the relief API's routes
+# The roles that act in relief: those who post offers and ship (supporter, staff), post needs
+# and receive (shelter_staff) or review and confirm (coordinator). Administrators always.
+RELIEF_ROLES = (*SUPPORTER_ROLES, *NEED_ROLES)
+
+
+def in_relief(user: User | None, roles: tuple[str, ...] = RELIEF_ROLES) -> bool:
+    """``user`` holds one of ``roles`` (a relief role by default; admin always). A resident or
+    an environment officer of a municipality belongs to its organisation but does not act for
+    it in relief: no packages, labels or notifications of the municipality."""
+    return user is not None and user.has_role(*roles)
+
+
+def acts_for(user: User | None, org: str, roles: tuple[str, ...] = RELIEF_ROLES) -> bool:
+    """``user`` acts for ``org`` in relief: a member of ``org`` holding one of ``roles``.
+    The one rule for labels, the inbox, the hub, the packages list and the ship/receive forms."""
+    return in_relief(user, roles) and user is not None and user.org == org
+
+
+def involved(user: User | None, match: dict[str, Any]) -> bool:
+    """``user`` acts for the package's sender or its destination shelter."""
+    return acts_for(user, match["sender"]) or acts_for(user, match["shelter"])
 
 
 class View:
@@ -96,6 +117,8 @@ class View:
         item = catalog.item(match["item"])
         declared = offer.get("allergens") is not None or (item is not None and item.kind != "food")
         return {
+            # Allergens concern food: clothing, bedding and the like show no allergen box.
+            "food": item is None or item.kind == "food",
             "allergens_declared": declared,
             "allergens": self.allergen_names(offer.get("allergens") or [] if declared else None),
             "allergen_free": self.allergen_names(need.get("allergen_free", [])),
@@ -158,7 +181,7 @@ class View:
     def may_print(self, user: User, match: dict[str, Any]) -> bool:
         """Labels: the sender's users, the destination shelter's staff, the coordinator of the
         shelter's municipality, and administrators."""
-        if "admin" in user.roles or user.org in (match["sender"], match["shelter"]):
+        if "admin" in user.roles or involved(user, match):
             return True
         return "coordinator" in user.roles and self.municipality(user) == match["municipality"]
 
