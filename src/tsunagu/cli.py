@@ -181,6 +181,14 @@ def serve(
     if orderer == "etcd" and not etcd_endpoints:
         typer.echo("error: --orderer etcd needs --etcd-endpoints", err=True)
         raise typer.Exit(2)
+    from tsunagu.node.datalock import DataDirBusy, DataLock
+
+    try:
+        # Held until this process exits: `tsunagu repair` refuses a folder a node serves.
+        lock = DataLock(data, "tsunagu serve")
+    except DataDirBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     peer_urls = [u.strip() for u in (peers or "").split(",") if u.strip()]
     url = advertise_url or f"http://{host}:{port}"
     if orderer == "solo":
@@ -206,7 +214,10 @@ def serve(
         node, private, apps = _open_node(data, block_max_txs, block_max_wait_ms, engine)
         monitor = PeerMonitor(node, url, role, peer_urls, engine, audit_interval=audit_interval)
         node.consortium = monitor
-    _serve(node, private, apps, host, port, public_base_url)
+    try:
+        _serve(node, private, apps, host, port, public_base_url)
+    finally:
+        lock.release()
 
 
 @cli.command()
@@ -270,8 +281,15 @@ def cluster_down(dir: DirOpt) -> None:
     """Stop every process of the consortium in DIR."""
     from tsunagu import cluster
 
-    cluster.down(dir)
-    typer.echo("Stopped.")
+    if not (dir / cluster.CLUSTER_FILE).exists():
+        typer.echo(f"error: no {cluster.CLUSTER_FILE} in {dir}", err=True)
+        raise typer.Exit(2)
+    try:
+        stopped = cluster.down(dir)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Stopped ({len(stopped)} processes).")
 
 
 @cli.command()

@@ -224,9 +224,13 @@ def up(
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     if (root / CLUSTER_FILE).exists():
-        old = load(root)
-        if any(running(e["pid"], e["argv"]) for e in old["nodes"] + old["etcd"]):
-            raise RuntimeError(f"a consortium runs in {root}: run `tsunagu cluster down` first")
+        live = cluster_processes(load(root))
+        if live:
+            names = ", ".join(f"{e.get('id') or e.get('name')} (pid {pid})" for e, pid in live)
+            raise RuntimeError(
+                f"a consortium still runs in {root}: {names}; "
+                f"run `tsunagu cluster down --dir {root}` first"
+            )
     dirs = seed_nodes(root, voting, following, password)
     return launch(root, dirs, node_ids(voting, following), base_port, node_extra)
 
@@ -294,29 +298,108 @@ def load(root: Path) -> dict[str, Any]:
     return json.loads((root / CLUSTER_FILE).read_text())
 
 
-def running(pid: int, argv: list[str]) -> bool:
+def running(pid: int | None, argv: list[str]) -> bool:
     """Is ``pid`` alive and still the process started with ``argv`` (not a reused pid)?"""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except OSError:
+    if pid is None:
         return False
-    return [c.decode(errors="replace") for c in cmdline] == argv
+    return _cmdline(pid) == argv
 
 
-def stop_process(pid: int, argv: list[str], sig: int = signal.SIGTERM, wait: float = 15.0) -> None:
-    if not running(pid, argv):
-        return
-    os.kill(pid, sig)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if not running(pid, argv):
-            return
-        # Our own child (tests): reap it, or it stays a zombie with its cmdline gone.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if running(pid, argv):
-        os.kill(pid, signal.SIGKILL)
+def _cmdline(pid: int) -> list[str] | None:
+    """The command line of ``pid``; ``None`` when it is gone or a zombie (empty cmdline)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return [c.decode(errors="replace") for c in raw.split(b"\0")[:-1]]
+
+
+def _option(cmdline: list[str], name: str) -> str | None:
+    for i, arg in enumerate(cmdline):
+        if arg == name and i + 1 < len(cmdline):
+            return cmdline[i + 1]
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1 :]
+    return None
+
+
+def _is_instance(pid: int, cmdline: list[str], entry: dict[str, Any]) -> bool:
+    """Is this process the cluster's ``entry``: its exact recorded ``argv``, or the same kind
+    of program (a ``tsunagu serve`` or an etcd) on the entry's own data folder (a restart by
+    hand with other options, or a relative path)?"""
+    if cmdline == entry["argv"]:
+        return True
+    is_node = "url" in entry
+    if is_node:
+        if "serve" not in cmdline or not any("tsunagu" in c for c in cmdline[:3]):
+            return False
+        value = _option(cmdline, "--data")
+    else:
+        if not cmdline or Path(cmdline[0]).name != "etcd":
+            return False
+        value = _option(cmdline, "--data-dir")
+    if value is None:
+        return False
+    path = Path(value)
+    if not path.is_absolute():
+        try:
+            path = Path(os.readlink(f"/proc/{pid}/cwd")) / path
+        except OSError:
+            return False
+    return os.path.normpath(path) == os.path.normpath(entry["data_dir"])
+
+
+def cluster_processes(cluster: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+    """Every live process of the consortium, whatever started it: (its entry, its pid).
+    Found by scanning ``/proc``, not from the recorded pids, which are stale once a process
+    has been restarted with its ``argv``."""
+    entries = cluster["nodes"] + cluster["etcd"]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        pid = int(proc.name)
+        cmdline = _cmdline(pid)
+        if not cmdline:
+            continue
+        for entry in entries:
+            if _is_instance(pid, cmdline, entry):
+                found.append((entry, pid))
+                break
+    return found
+
+
+def _alive(pid: int, cmdline: list[str]) -> bool:
+    # Our own child (tests): reap it, or it stays a zombie.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return _cmdline(pid) == cmdline
+
+
+def stop_pids(pids: list[int], wait: float = 15.0) -> None:
+    """SIGTERM every pid, wait up to ``wait`` seconds for all to exit, then SIGKILL the rest
+    and wait for them too. A pid is followed by its command line, never signalled once it
+    belongs to another program."""
+    live = {pid: cmd for pid in pids if (cmd := _cmdline(pid))}
+    for pid in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + wait
+        while live and time.monotonic() < deadline:
+            live = {pid: cmd for pid, cmd in live.items() if _alive(pid, cmd)}
+            if live:
+                time.sleep(0.05)
+        if sig is None or not live:
+            break
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        wait = 5.0
+    if live:
+        raise RuntimeError(f"processes still running after SIGKILL: {sorted(live)}")
 
 
 def start_process(root: Path, entry: dict[str, Any], log_name: str) -> int:
@@ -324,9 +407,21 @@ def start_process(root: Path, entry: dict[str, Any], log_name: str) -> int:
     return entry["pid"]
 
 
-def down(root: Path) -> None:
-    """Stop every process of the consortium in ``root`` (nodes first, then etcd)."""
+def down(root: Path, wait: float = 15.0) -> list[int]:
+    """Stop every process of the consortium in ``root`` (nodes first, then etcd): the ones
+    recorded in ``cluster.json`` and any restarted since with their ``argv`` (or on their data
+    folder). Waits until they have exited (SIGKILL after ``wait`` seconds), then records
+    ``"pid": null`` for each. Returns the pids stopped."""
     root = root.resolve()
     cluster = load(root)
+    found = cluster_processes(cluster)
+    stopped = []
+    for group in (cluster["nodes"], cluster["etcd"]):
+        ids = {id(entry) for entry in group}
+        pids = [pid for entry, pid in found if id(entry) in ids]
+        stop_pids(pids, wait)
+        stopped += pids
     for entry in cluster["nodes"] + cluster["etcd"]:
-        stop_process(entry["pid"], entry["argv"])
+        entry["pid"] = None
+    write(root, cluster)
+    return stopped

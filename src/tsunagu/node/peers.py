@@ -12,6 +12,11 @@ digest at the highest common height on every poll; a full audit compares every h
 ``audit_interval`` seconds and whenever a peer restarts or the quick check fails, and finds
 the first height where the copies differ.
 
+Copies also agree on their ``state`` tables: each node publishes digests of its live state
+table taken at matching heights (see :mod:`tsunagu.node.state_digest`), and a pair whose
+digests differ at the highest height both hold disagrees ("state differs at height H") even
+when every block is the same.
+
 A node is flagged as diverging when it disagrees with the node most others agree with (each
 node's report of its own comparisons is merged), so every node's page flags the same node,
 the damaged one included.
@@ -32,6 +37,7 @@ import httpx
 
 from tsunagu.ledger.canonical import canonical
 from tsunagu.ledger.keys import verify_signature
+from tsunagu.node import state_digest
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ class PeerMonitor:
         *,
         interval: float = POLL_EVERY,
         audit_interval: float = 30.0,
+        state_every_blocks: int = 100,
     ) -> None:
         self.node = node
         self.url = url.rstrip("/")
@@ -105,15 +112,35 @@ class PeerMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(timeout=3.0)
+        store = node.store
+        self.state = state_digest.StateDigests(
+            store.path, store.path.parent, state_every_blocks, min(audit_interval, 10.0)
+        )
+
+    def _state_refresh(self, force: bool = False) -> None:
+        try:
+            self.state.refresh(force)
+        except sqlite3.Error:
+            log.exception("state digest")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        try:
+            checked = self.state.check_at_startup()
+        except sqlite3.Error:
+            log.exception("state digest at start-up")
+            checked = None
+        if checked is None:
+            self._state_refresh(force=True)
+        self.node.listeners.append(self.state.on_block)
         self._thread = threading.Thread(target=self._loop, name="peer-monitor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(ValueError):
+            self.node.listeners.remove(self.state.on_block)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -146,11 +173,15 @@ class PeerMonitor:
             "sth": node.signed_tree_head(),
             "orderer": info() if info else {"engine": "solo"},
             "pairs": self.pairs,
+            "state_digests": self.state.published(),
+            "state_digest_ms": round(self.state.last_ms, 1),
+            "state_startup_check": self.state.startup,
         }
 
     # -- polling -----------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        self._state_refresh()
         engine = self.engine
         if engine is not None and engine.keys is not None:
             with contextlib.suppress(Exception):
@@ -174,7 +205,15 @@ class PeerMonitor:
         report["sth_ok"] = self._check_sth(report)
         node_id = report.get("node_id")
         if isinstance(node_id, str):
-            self.pairs[node_id] = self._compare(url, report)
+            previous = self.pairs.get(node_id, {})
+            pair = self._compare(url, report)
+            found = state_digest.compare(self.state.published(), report.get("state_digests"))
+            if found is not None:
+                pair["state_height"], pair["state_agrees"] = found
+            else:  # no common height yet: keep the last comparison
+                pair["state_height"] = previous.get("state_height")
+                pair["state_agrees"] = previous.get("state_agrees")
+            self.pairs[node_id] = pair
         return report
 
     def _check_sth(self, report: dict[str, Any]) -> bool:
@@ -253,7 +292,7 @@ class PeerMonitor:
             if a == b:
                 return True
             found = pair(a, b)
-            return bool(found and found.get("agrees"))
+            return bool(found and found.get("agrees") and found.get("state_agrees") is not False)
 
         live = [i for i in ids if i in reports]
         reference = max(
@@ -273,6 +312,7 @@ class PeerMonitor:
             if report is not None:
                 found = pair(reference, node_id)
                 agree = agrees(reference, node_id)
+                blocks_agree = bool(found and found.get("agrees"))
                 row.update(
                     height=report.get("height"),
                     head_hash=report.get("head_hash"),
@@ -283,8 +323,12 @@ class PeerMonitor:
                     agrees=agree,
                     diverging=not agree and found is not None,
                     first_difference=None
-                    if agree or found is None
+                    if agree or found is None or blocks_agree
                     else found.get("first_difference"),
+                    state_differs_at=found.get("state_height")
+                    if found is not None and found.get("state_agrees") is False
+                    else None,
+                    state_startup_check=report.get("state_startup_check"),
                     orderer=report.get("orderer"),
                 )
             nodes.append(row)

@@ -24,9 +24,11 @@ import httpx
 
 from tsunagu.contracts import Contract
 from tsunagu.node.catchup import CatchUp, Range
+from tsunagu.node.datalock import DataDirBusy, DataLock
 from tsunagu.node.node import CHAIN_DB, NODE_KEY_FILE, Node, load_node_key
 from tsunagu.node.orderer import SoloOrderer
 from tsunagu.node.peers import block_digests
+from tsunagu.node.state_digest import DIGEST_FILE
 
 BATCH = 200  # blocks per request (the digests API takes up to 2,000)
 
@@ -47,11 +49,31 @@ def repair_node(
     contracts: Sequence[Contract],
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Rebuild ``data_dir/chain.db`` from the peers at ``urls``; see the module."""
-    from tsunagu.node.verify import verify_chain
-
+    """Rebuild ``data_dir/chain.db`` from the peers at ``urls``; see the module. Refuses
+    while a node serves ``data_dir`` (and keeps any from starting until it is done)."""
     data_dir = Path(data_dir)
     node_id, _ = load_node_key(data_dir)  # the node's own identity stays
+    try:
+        lock = DataLock(data_dir, "tsunagu repair")
+    except DataDirBusy as exc:
+        raise RepairFailed(
+            f"{exc}: stop the node first (a node's chain cannot be replaced while it runs)"
+        ) from None
+    try:
+        return _repair(data_dir, node_id, urls, contracts, echo)
+    finally:
+        lock.release()
+
+
+def _repair(
+    data_dir: Path,
+    node_id: str,
+    urls: Sequence[str],
+    contracts: Sequence[Contract],
+    echo: Callable[[str], Any],
+) -> dict[str, Any]:
+    from tsunagu.node.verify import verify_chain
+
     client = httpx.Client(timeout=30)
     heads: dict[str, dict[str, Any]] = {}
     for url in urls:
@@ -126,6 +148,8 @@ def repair_node(
         if built.exists():
             os.replace(built, Path(str(target) + suffix))
     shutil.rmtree(scratch)
+    # The last state digest described the old table (see tsunagu.node.state_digest).
+    (data_dir / DIGEST_FILE).unlink(missing_ok=True)
     return {
         "node_id": node_id,
         "blocks": top + 1,
