@@ -11,15 +11,15 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def serving(app: Any, **options: Any) -> Iterator[int]:
-    """Serve ``app`` on a free loopback port; yields the port, stops the server after.
-    ``options`` are more ``uvicorn.Config`` settings."""
+def serving(app: Any, port: int = 0, **options: Any) -> Iterator[int]:
+    """Serve ``app`` on loopback ``port`` (0: a free one); yields the port, stops the server
+    after. ``options`` are more ``uvicorn.Config`` settings."""
     import uvicorn
 
     from tsunagu.web.fasthttp import protocol
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", http=protocol(app), **options
+        app, host="127.0.0.1", port=port, log_level="warning", http=protocol(app), **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

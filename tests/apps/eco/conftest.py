@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tsunagu.apps.eco.devices import device_id
 from tsunagu.identity.private import PrivateStore
@@ -120,3 +121,40 @@ def eco_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcoChain]:
         yield EcoChain(node, private)
     finally:
         node.stop()
+
+
+PROBLEM = "application/problem+json"
+
+
+class Api:
+    def __init__(self, http: TestClient) -> None:
+        self.http = http
+        self.tokens: dict[str, str] = {}
+
+    def h(self, user: str | None, lang: str = "en") -> dict[str, str]:
+        headers = {"Accept-Language": lang}
+        if user:
+            if user not in self.tokens:
+                r = self.http.post(
+                    "/api/v1/auth/token", data={"username": user, "password": PASSWORD}
+                )
+                self.tokens[user] = r.json()["access_token"]
+            headers["Authorization"] = "Bearer " + self.tokens[user]
+        return headers
+
+    def get(self, path: str, user: str | None = None, **kw: Any):
+        return self.http.get(path, headers=self.h(user, kw.pop("lang", "en")), **kw)
+
+    def post(self, path: str, user: str | None, body: Any = None, lang: str = "en"):
+        return self.http.post(path, headers=self.h(user, lang), json=body)
+
+
+@pytest.fixture(scope="module")
+def api(eco_chain: EcoChain) -> Iterator[Api]:
+    from tsunagu.platform import discover_apps
+    from tsunagu.web.app import create_app
+
+    apps = [a for a in discover_apps() if a.name == "eco"]
+    app = create_app(eco_chain.node, eco_chain.private, apps)
+    with TestClient(app, follow_redirects=False) as http:
+        yield Api(http)

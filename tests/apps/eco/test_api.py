@@ -6,57 +6,19 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
-from fastapi.testclient import TestClient
 
 from tsunagu.apps.eco.simulate import reading_payload
 from tsunagu.ledger.block import format_timestamp
 from tsunagu.ledger.keys import SigningKey
 
-from .conftest import PASSWORD, EcoChain
+from .conftest import PASSWORD, PROBLEM, Api, EcoChain
 
 E = "/api/v1/eco"
-PROBLEM = "application/problem+json"
-
-
-class Api:
-    def __init__(self, http: TestClient) -> None:
-        self.http = http
-        self.tokens: dict[str, str] = {}
-
-    def h(self, user: str | None, lang: str = "en") -> dict[str, str]:
-        headers = {"Accept-Language": lang}
-        if user:
-            if user not in self.tokens:
-                r = self.http.post(
-                    "/api/v1/auth/token", data={"username": user, "password": PASSWORD}
-                )
-                self.tokens[user] = r.json()["access_token"]
-            headers["Authorization"] = "Bearer " + self.tokens[user]
-        return headers
-
-    def get(self, path: str, user: str | None = None, **kw: Any):
-        return self.http.get(path, headers=self.h(user, kw.pop("lang", "en")), **kw)
-
-    def post(self, path: str, user: str | None, body: Any = None, lang: str = "en"):
-        return self.http.post(path, headers=self.h(user, lang), json=body)
-
-
-@pytest.fixture(scope="module")
-def api(eco_chain: EcoChain) -> Iterator[Api]:
-    from tsunagu.platform import discover_apps
-    from tsunagu.web.app import create_app
-
-    apps = [a for a in discover_apps() if a.name == "eco"]
-    app = create_app(eco_chain.node, eco_chain.private, apps)
-    with TestClient(app, follow_redirects=False) as http:
-        yield Api(http)
 
 
 def test_lots_api_shape_and_roles(api: Api) -> None:

@@ -5,30 +5,16 @@ button; a month that does not exist is a 422; times on pages are in Asia/Tokyo."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tsunagu.apps.eco.view import make_voucher, read_voucher
 
-from .conftest import PASSWORD, EcoChain
-from .test_api import PROBLEM, Api
+from .conftest import PASSWORD, PROBLEM, Api, EcoChain
 
 E = "/api/v1/eco"
 JST = timedelta(hours=9)
-
-
-@pytest.fixture(scope="module")
-def api(eco_chain: EcoChain) -> Iterator[Api]:
-    from tsunagu.platform import discover_apps
-    from tsunagu.web.app import create_app
-
-    apps = [a for a in discover_apps() if a.name == "eco"]
-    app = create_app(eco_chain.node, eco_chain.private, apps)
-    with TestClient(app, follow_redirects=False) as http:
-        yield Api(http)
 
 
 def japan(at: str, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -6,14 +6,10 @@ a traceback."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -162,30 +158,6 @@ def register(chain: EcoChain) -> Device:
 # -- the demo, served on a port of its own -----------------------------------------------------
 
 
-@contextlib.contextmanager
-def serving_on(app: Any, port: int) -> Iterator[None]:
-    """Serve ``app`` on ``port`` the way ``tsunagu demo --port`` does (uvicorn, its protocol)."""
-    import uvicorn
-
-    from tsunagu.web.fasthttp import protocol
-
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=protocol(app)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_demo_devices_take_simulated_readings_at_once(tmp_path: Path) -> None:
     """The demo writes its devices' files with the address it is served on (``tsunagu demo``
     passes ``--port``/``--public-base-url`` to :func:`create_demo`), and their seqs are
@@ -207,7 +179,7 @@ def test_demo_devices_take_simulated_readings_at_once(tmp_path: Path) -> None:
         assert prov["node"] == url  # the demo's own port, not a fixed 8000
         elapsed = datetime.now(UTC) - parse_timestamp(device["last"]["at"])
         minutes = max(int(elapsed / timedelta(minutes=1)) // 3, 1)
-        with serving_on(create_app(node, private, apps), port):
+        with serving(create_app(node, private, apps), port):
             first = run("--provisioning", str(path), "--interval-minutes", str(minutes))
             assert first.exit_code == 0, first.output
             assert "0 rejected" in first.stdout and not first.stdout.startswith("0 readings")

@@ -20,8 +20,7 @@ from tsunagu.apps.eco.trace import Tracer
 from tsunagu.apps.eco.view import EcoView
 from tsunagu.ledger.block import format_timestamp
 
-from .conftest import PASSWORD, EcoChain
-from .test_api import Api
+from .conftest import PASSWORD, Api, EcoChain
 
 E = "/api/v1/eco"
 T = 1_000_000
