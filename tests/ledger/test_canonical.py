@@ -97,9 +97,25 @@ def reference(value):
     return rfc8785.dumps(value)
 
 
+def _any_float(value) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_any_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_any_float(v) for v in value)
+    return False
+
+
 def reference_decode(body):
-    """decode_tx as it was: the whole envelope through rfc8785."""
+    """decode_tx by its definition: the envelope checked, a payload number with a fraction or
+    exponent refused (RFC 8785 would write 1.0 as 1), the whole envelope through rfc8785."""
     _check(body)
+    if _any_float(body["payload"]):
+        raise _fail(
+            "numbers must be whole (no fraction or exponent, not even 1.0)",
+            "数値は整数で書いてください（小数や指数表記は使えません。1.0 も不可）",
+        )
     try:
         leaf = reference(body)
     except Exception as exc:
