@@ -23,6 +23,8 @@ from fastapi.testclient import TestClient
 from democache import demo_copy
 from tsunagu.apps.relief import catalog
 
+from .test_pages import Site as PageSite
+
 PASSWORD = "pw"
 R = "/api/v1/relief"
 USERS = ("admin", "coordinator1", "shelter1", "supporter1", "staff1", "resident1", "envstaff1")
@@ -44,31 +46,15 @@ def csrf(html: str) -> str:
 
 
 @dataclasses.dataclass
-class Site:
-    node: Any
-    app: Any
-    tokens: dict[str, str]
+class Site(PageSite):
+    """The relief pages' test site (``client``, ``snapshot``), with API tokens besides."""
 
-    def client(self, username: str | None = None, lang: str = "ja") -> TestClient:
-        client = TestClient(self.app, follow_redirects=False)
-        client.cookies.set("lang", lang)
-        if username:
-            response = client.post("/login", data={"username": username, "password": PASSWORD})
-            assert response.status_code == 303, response.text
-        return client
+    tokens: dict[str, str]
 
     def api(self, method: str, path: str, user: str, body: Any = None, lang: str = "en"):
         headers = {"Authorization": f"Bearer {self.tokens[user]}", "Accept-Language": lang}
         http = TestClient(self.app, follow_redirects=False)
         return http.request(method, R + path, json=body, headers=headers)
-
-    def snapshot(self) -> dict[str, Any]:
-        state = self.node.store.state()
-        return {
-            f"{kind}/{key}": value
-            for kind in ("need", "offer", "match")
-            for key, value in state.scan(f"relief.{kind}")
-        }
 
     def matches(self) -> list[dict[str, Any]]:
         return [m for _, m in self.node.store.state().scan("relief.match")]

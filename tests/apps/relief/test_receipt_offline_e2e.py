@@ -16,14 +16,10 @@ from playwright.sync_api import Browser, Page, expect
 from e2e.axe import assert_accessible
 from e2e.conftest import DemoServer, demo_server  # noqa: F401
 
+from .test_relief_e2e import CONTEXT, TIMEOUT
+
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 15_000
-CONTEXT = {
-    "locale": "ja-JP",
-    "timezone_id": "Asia/Tokyo",
-    "viewport": {"width": 1280, "height": 800},
-}
 PENDING = "tsunagu.relief.pendingReceipts"
 FAILED = "tsunagu.relief.failedReceipts"
 
