@@ -173,17 +173,6 @@ def use_problem_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install_problem_openapi(app: FastAPI) -> None:
-    """Serve ``/openapi.json`` with the error answers :func:`use_problem_schema` describes."""
-
-    def openapi() -> dict[str, Any]:
-        if not app.openapi_schema:
-            app.openapi_schema = use_problem_schema(FastAPI.openapi(app))
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 class TsunaguAPI(FastAPI):
     """The FastAPI application, with client-signed writes (``POST /api/v1/tx``) taken before
     its middleware stack: they go to :class:`FastTx`, which hands anything it does not fully
@@ -202,6 +191,12 @@ class TsunaguAPI(FastAPI):
             await fast(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, with the error answers :func:`use_problem_schema` describes."""
+        if not self.openapi_schema:
+            self.openapi_schema = use_problem_schema(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(
@@ -317,5 +312,4 @@ def create_app(
         if tsunagu_app.pages:
             app.include_router(tsunagu_app.pages())
     app.include_router(pages.router())
-    install_problem_openapi(app)
     return app
