@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from democache import demo_copy
 from tsunagu.apps.relief import catalog
 
+from .test_api import bearer_tokens
 from .test_pages import Site as PageSite
 
 PASSWORD = "pw"
@@ -69,11 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     node, private = demo_copy(tmp_path_factory.mktemp("relief-access"), apps, PASSWORD)
     app = create_app(node, private, apps)
     http = TestClient(app)
-    tokens = {}
-    for user in USERS:
-        response = http.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        tokens[user] = response.json()["access_token"]
+    tokens = bearer_tokens(http, USERS)
     try:
         yield Site(node, app, tokens)
     finally:

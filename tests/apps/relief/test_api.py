@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,6 +115,16 @@ class Relief:
         return match
 
 
+def bearer_tokens(http: TestClient, users: Iterable[str]) -> dict[str, str]:
+    """An API token for each of ``users`` (demo password ``PASSWORD``)."""
+    tokens = {}
+    for user in users:
+        response = http.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        tokens[user] = response.json()["access_token"]
+    return tokens
+
+
 @pytest.fixture(scope="module")
 def relief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relief]:
     from tsunagu.platform import discover_apps
@@ -124,11 +134,7 @@ def relief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relief]:
     node, private = demo_copy(tmp_path_factory.mktemp("relief-api"), apps, PASSWORD)
     app = create_app(node, private, apps)
     http = TestClient(app, follow_redirects=False)
-    tokens = {}
-    for user in USERS:
-        response = http.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        tokens[user] = response.json()["access_token"]
+    tokens = bearer_tokens(http, USERS)
     try:
         yield Relief(node, private, app, http, tokens)
     finally:
