@@ -28,7 +28,16 @@ from .test_pages import Site as PageSite
 
 PASSWORD = "pw"
 R = "/api/v1/relief"
-USERS = ("admin", "coordinator1", "shelter1", "supporter1", "staff1", "resident1", "envstaff1")
+USERS = (
+    "admin",
+    "coordinator1",
+    "shelter1",
+    "shelter2",
+    "supporter1",
+    "staff1",
+    "resident1",
+    "envstaff1",
+)
 ODD_DIGITS = ("①", "²", "٣")
 
 
@@ -56,6 +65,11 @@ class Site(PageSite):
         headers = {"Authorization": f"Bearer {self.tokens[user]}", "Accept-Language": lang}
         http = TestClient(self.app, follow_redirects=False)
         return http.request(method, R + path, json=body, headers=headers)
+
+    def page(self, path: str, user: str, lang: str = "ja"):
+        """A page as ``user`` (the API token works for pages too), in ``lang``."""
+        headers = {"Authorization": f"Bearer {self.tokens[user]}", "Accept-Language": lang}
+        return TestClient(self.app, follow_redirects=False).get(path, headers=headers)
 
     def matches(self) -> list[dict[str, Any]]:
         return [m for _, m in self.node.store.state().scan("relief.match")]
@@ -154,8 +168,7 @@ def test_a_resident_sees_no_packages_or_inbox_on_the_pages(site: Site):
     hub = resident.get("/relief").text
     assert match not in hub and "/relief/inbox" not in hub
 
-    page = resident.get(f"/relief/matches/{match}").text
-    assert "/shipment" not in page and "label.pdf" not in page
+    assert resident.get(f"/relief/matches/{match}").status_code == 404
     page = staff.get(f"/relief/matches/{match}").text
     assert f"/relief/matches/{match}/shipment" in page and f"/matches/{match}/label.pdf" in page
 
@@ -163,6 +176,75 @@ def test_a_resident_sees_no_packages_or_inbox_on_the_pages(site: Site):
     assert site.client("supporter1").get("/relief/inbox").status_code == 200
     own = next(m for m in site.matches() if m["sender"] == "musashino-foods")
     assert site.api("GET", f"/matches/{own['id']}/label.pdf", "supporter1").status_code == 200
+
+
+# -- 1b. a match's own page and record are for those who have a reason to see them ---------
+
+
+def test_a_match_is_shown_only_to_those_involved(site: Site):
+    match = new_match(site, "supporter1")  # 武蔵野フーズ → 立川第一小 (立川市)
+    record = next(m for m in site.matches() if m["id"] == match)
+    # A resident, another shelter's staff, another supporter (八王子市 staff sends supplies too).
+    outsiders = ("resident1", "shelter2", "staff1")
+    # The shelter, the supporter, 立川市's coordinator, an administrator.
+    insiders = ("shelter1", "supporter1", "coordinator1", "admin")
+    for user in outsiders:
+        page = site.page(f"/relief/matches/{match}", user)
+        assert page.status_code == 404, user
+        assert record["code"] not in page.text and "label.pdf" not in page.text
+        assert_problem(site.api("GET", f"/matches/{match}", user), 404, "unknown_match")
+        listed = site.api("GET", "/matches", user).json()["matches"]
+        assert match not in {m["id"] for m in listed}
+        assert match not in site.page("/relief/matches", user).text
+    # Exactly what a match that does not exist gets (in Japanese first): nothing tells that
+    # this one does.
+    words = text(site.page(f"/relief/matches/{match}", "resident1").text)
+    assert "見つかりません" in words and "このコードの荷物・マッチングはありません。" in words
+    none = site.page("/relief/matches/m-0000000000000000-0", "resident1")
+    assert (none.status_code, text(none.text)) == (404, words)
+    answer = site.api("GET", f"/matches/{match}", "resident1", lang="ja").json()
+    unknown = site.api("GET", "/matches/m-0000000000000000-0", "resident1", lang="ja").json()
+    assert answer["detail"] == unknown["detail"].replace("m-0000000000000000-0", match)
+    assert "はありません" in answer["detail"]
+    for user in insiders:
+        page = site.page(f"/relief/matches/{match}", user)
+        assert page.status_code == 200, user
+        assert f"/r/{record['code']}" in page.text
+        assert site.api("GET", f"/matches/{match}", user).json()["match"]["id"] == match
+        assert match in {m["id"] for m in site.api("GET", "/matches", user).json()["matches"]}
+    # 八王子市's relief staff see the packages for 八王子市's shelters; its residents do not.
+    hachioji = next(m for m in site.matches() if m["shelter"] == "hachioji-shelter-4")
+    assert hachioji["sender"] != "hachioji"
+    assert site.page(f"/relief/matches/{hachioji['id']}", "staff1").status_code == 200
+    assert site.page(f"/relief/matches/{hachioji['id']}", "resident1").status_code == 404
+
+    # Another supporter's refused shipment form shows no page either (and ships nothing).
+    refused = TestClient(site.app, follow_redirects=False).post(
+        f"/relief/matches/{match}/shipment",
+        headers={"Authorization": f"Bearer {site.tokens['staff1']}"},
+    )
+    assert refused.status_code == 404 and record["code"] not in refused.text
+
+    # The QR label's page stays open: the shelter records the receipt there, the supporter
+    # sees the arrival on the match's page.
+    shipped = site.api("POST", f"/matches/{match}/shipment", "supporter1", {})
+    assert shipped.status_code == 200, shipped.text
+    label = site.page(f"/r/{record['code']}", "shelter1")
+    assert label.status_code == 200 and "data-receipt-form" in label.text
+    assert f'data-match="{match}"' in label.text
+    body = {"outcome": "full", "client_ref": "access-1"}
+    received = site.api("POST", f"/matches/{match}/receipt", "shelter1", body)
+    assert received.status_code == 201, received.text
+    arrival = text(site.page(f"/relief/matches/{match}", "supporter1").text)
+    assert "受領済み" in arrival
+
+
+def test_the_overview_explains_its_figures(site: Site):
+    ja = site.page("/relief/overview", "coordinator1")
+    assert ja.status_code == 200 and "不足・破損" in text(ja.text)
+    assert "要望 = マッチング + 未充足" in text(ja.text)
+    en = text(site.page("/relief/overview", "coordinator1", "en").text)
+    assert "Needed = Matched + Unmet" in en and "missing or damaged on receipt" in en
 
 
 # -- 2. odd digits: a 422 page, never a 500 ---------------------------------------------------

@@ -38,7 +38,20 @@ def _receive(relief: Relief, match: str, body: dict[str, Any]) -> None:
 # -- 6: a partial or damaged receipt re-opens what did not arrive ----------------------------
 
 
+def _figures(relief: Relief, item: str) -> dict[str, int]:
+    """The coordinator's overview row of 立川第一小 for ``item`` (zeros if none)."""
+    rows = relief.get("/overview", "coordinator1").json()["shelters"]
+    row = next((r for r in rows if (r["shelter"], r["item"]) == ("tachikawa-shelter-1", item)), {})
+    names = ("requested", "matched", "shipped", "received", "short", "unmet")
+    return {k: row.get(k, 0) for k in names}
+
+
+def _delta(after: dict[str, int], before: dict[str, int]) -> tuple[int, ...]:
+    return tuple(after[k] - before[k] for k in after)
+
+
 def test_a_short_receipt_reopens_the_need_and_a_new_match_fills_it(relief: Relief):
+    before = _figures(relief, "tokyo-21")
     need = relief.need(item="tokyo-21", quantity=60, priority="urgent")
     offer = relief.offer(item="tokyo-21", quantity=60)
     (match,) = relief.confirm("coordinator1", (need, offer, 60))
@@ -60,7 +73,10 @@ def test_a_short_receipt_reopens_the_need_and_a_new_match_fills_it(relief: Relie
     given = relief.get(f"/offers/{offer}").json()["offer"]
     assert (given["matched"], given["remaining"], given["status"]) == (60, 0, "exhausted")
 
-    # The overview shows the 6 as unmet, the optimiser proposes them again ...
+    # The overview shows the 6 as unmet and short, not as matched, ...
+    # (needed, matched, shipped, received, short, unmet)
+    assert _delta(_figures(relief, "tokyo-21"), before) == (60, 54, 54, 54, 6, 6)
+    # ... in its unmet needs by priority, and the optimiser proposes them again ...
     overview = relief.get("/overview", "coordinator1").json()
     unmet = [row for u in overview["unmet_by_priority"] for row in u["by_item"]]
     assert {"item": "tokyo-21", "quantity": 6} in [
@@ -79,6 +95,11 @@ def test_a_short_receipt_reopens_the_need_and_a_new_match_fills_it(relief: Relie
     relief.confirm("coordinator1", (need, more, 6))
     record = relief.get(f"/needs/{need}").json()["need"]
     assert (record["matched"], record["remaining"], record["status"]) == (60, 0, "fulfilled")
+    # Matched never exceeds needed: 54 received and 6 awaiting shipment (60 shipped in all).
+    after = _figures(relief, "tokyo-21")
+    assert _delta(after, before) == (60, 60, 54, 54, 6, 0)
+    assert after["requested"] == after["matched"] + after["unmet"]
+    assert after["matched"] >= after["shipped"] >= after["received"]
 
 
 def test_a_damaged_receipt_reopens_what_is_unusable_and_a_full_one_nothing(relief: Relief):

@@ -185,16 +185,20 @@ def written(tx: Receipt, **extra: Any) -> dict[str, Any]:
     return {"tx_id": tx.tx_id, "height": tx.height, "index": tx.index, **extra}
 
 
+def missing(kind: str, key: str) -> NotFound:
+    """The answer for a record that does not exist (or that the user may not know of)."""
+    en, ja = {
+        "need": ("need", "要望"),
+        "offer": ("offer", "提供"),
+        "match": ("match", "マッチング"),
+    }[kind]
+    return NotFound(f"No {en} {key}.", f"{ja} {key} はありません。", code=f"unknown_{kind}")
+
+
 def found(view: View, kind: str, key: str) -> dict[str, Any]:
     record = view.get(kind, key)
     if record is None:
-        names = {
-            "need": ("need", "要望"),
-            "offer": ("offer", "提供"),
-            "match": ("match", "マッチング"),
-        }
-        en, ja = names[kind]
-        raise NotFound(f"No {en} {key}.", f"{ja} {key} はありません。", code=f"unknown_{kind}")
+        raise missing(kind, key)
     return record
 
 

@@ -17,6 +17,7 @@ from tsunagu.apps.relief.api import (
     Slug,
     coordinator_role,
     found,
+    missing,
     submit,
     supporter_role,
     today_jst,
@@ -178,13 +179,16 @@ def match_routes(r: APIRouter) -> None:
         municipality: Slug | None = None,
         mine: bool = False,
     ) -> dict[str, Any]:
-        """Matches, newest first (any logged-in member). ``mine``: sent or received by the
-        user's organisation, for those who act for it in relief (a resident has none)."""
+        """Matches, newest first: those the user may see (the sender's and the destination
+        shelter's relief staff, the relief staff and coordinators of the shelter's municipality,
+        administrators). ``mine``: sent or received by the user's organisation, for those who
+        act for it in relief (a resident has none)."""
         view = View(request)
         matches = [
             m
             for m in view.all("match")
-            if (status is None or m["status"] == status)
+            if view.may_see(user, m)
+            and (status is None or m["status"] == status)
             and (shelter is None or m["shelter"] == shelter)
             and (sender is None or m["sender"] == sender)
             and (municipality is None or m["municipality"] == municipality)
@@ -197,8 +201,13 @@ def match_routes(r: APIRouter) -> None:
     def get_match(
         request: Request, match: Slug, user: Annotated[User, Depends(current_user)]
     ) -> dict[str, Any]:
+        """One match, for those who may see it (see ``GET /matches``); for anyone else it does
+        not exist (404 ``unknown_match``), so that its existence is not revealed."""
         view = View(request)
-        return {"match": view.match(found(view, "match", match))}
+        record = view.get("match", match)
+        if record is None or not view.may_see(user, record):
+            raise missing("match", match)
+        return {"match": view.match(record)}
 
     @r.post("/matches/{match}/cancel")
     async def cancel_match(

@@ -1,5 +1,5 @@
-"""Relief pages (①–⑧): needs, offers, the coordinator's review, packages and their labels,
-the shelter's live inbox, the public QR page with the (offline-capable) receipt form.
+"""Relief pages (①–⑧): needs, offers, the coordinator's review, the shelter's live inbox and
+the overview; packages, their labels and the public QR page are in :mod:`.pages_packages`.
 
 Pages read through :class:`tsunagu.apps.relief.view.View` and write through
 :func:`tsunagu.apps.relief.api.submit`, with the API's own input models, so a page never
@@ -23,7 +23,6 @@ from tsunagu.apps.relief.api import (
     NeedBody,
     NeedPatch,
     OfferBody,
-    ShipmentBody,
     inbox,
     submit,
     today_jst,
@@ -36,7 +35,7 @@ from tsunagu.apps.relief.contract import (
     municipality_of,
 )
 from tsunagu.apps.relief.reports import overview_for
-from tsunagu.apps.relief.view import RELIEF_ROLES, View, acts_for, in_relief, involved
+from tsunagu.apps.relief.view import RELIEF_ROLES, View, acts_for, in_relief
 from tsunagu.errors import TsunaguError
 from tsunagu.identity.private import User
 from tsunagu.places import municipalities
@@ -205,30 +204,9 @@ def _review_page(request, user, status_code=200, error=None, result=None) -> Res
     )
 
 
-def _match_page(request, code_or_id: str, status_code=200, error=None, note=None) -> Response:
-    view = View(request)
-    match = view.get("match", code_or_id)
-    if match is None:
-        return render(request, "relief/not_found.html", status_code=404)
-    user = optional_user(request)
-    base = services(request).base_url(str(request.base_url))
-    return render(
-        request,
-        "relief/match.html",
-        status_code=status_code,
-        m=view.match(match),
-        qr=labels.qr_svg(f"{base}/r/{match['code']}"),
-        may_ship=acts_for(user, match["sender"], SUPPORTER_ROLES)
-        and match["status"] == "confirmed",
-        may_print=user is not None
-        and view.may_print(user, match)
-        and match["status"] != "cancelled",
-        error=error,
-        note=note,
-    )
-
-
 def router() -> APIRouter:
+    from tsunagu.apps.relief.pages_packages import package_routes
+
     r = APIRouter(include_in_schema=False)
 
     @r.get("/relief")
@@ -495,46 +473,7 @@ def router() -> APIRouter:
             return _review_page(request, user, exc.status, error=_error(request, exc))
         return _review_page(request, user, result=receipt)
 
-    # ④ ⑤ ⑧ matches -----------------------------------------------------------------------
-
-    @r.get("/relief/matches")
-    def matches(request: Request) -> Response:
-        user = optional_user(request)
-        if user is None:
-            return _login(request)
-        view = View(request)
-        mine = [
-            m
-            for m in view.all("match")
-            if involved(user, m)
-            or (user.has_role(*COORDINATOR_ROLES) and view.municipality(user) == m["municipality"])
-        ]
-        mine.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
-        return render(request, "relief/matches.html", matches=[view.match(m) for m in mine])
-
-    @r.get("/relief/matches/{match}")
-    def match_detail(request: Request, match: str) -> Response:
-        if optional_user(request) is None:
-            return _login(request)
-        return _match_page(request, match)
-
-    @r.post("/relief/matches/{match}/shipment")
-    async def ship(request: Request, match: str) -> Response:
-        user = _who(request, SUPPORTER_ROLES)
-        if isinstance(user, Response):
-            return user
-        form = await request.form()
-        check_csrf(request, str(form.get("csrf", "")))
-        body = {k: str(form.get(k, "")).strip() or None for k in ("carrier", "tracking")}
-        payload, ok = _form(ShipmentBody, body)
-        if not ok:
-            error = _(request)("The tracking number may hold only letters, digits and hyphens.")
-            return _match_page(request, match, 422, error=error)
-        try:
-            await submit(request, user, "shipment.report", {"match": match, **payload})
-        except TsunaguError as exc:
-            return _match_page(request, match, exc.status, error=_error(request, exc))
-        return RedirectResponse(f"/relief/matches/{match}?shipped=1", status_code=303)
+    package_routes(r)  # ④ ⑤ ⑦ ⑧ packages, their pages and the scanner
 
     # ⑥ inbox -----------------------------------------------------------------------------
 
@@ -575,41 +514,6 @@ def router() -> APIRouter:
         elif box.exists(user.org, ident):
             box.mark_read(user.org, ident)
         return RedirectResponse("/relief/inbox", status_code=303)
-
-    # ⑦ the package's own page, and the scanner -------------------------------------------
-
-    @r.get("/r/{code}")
-    def package(request: Request, code: str) -> Response:
-        view = View(request)
-        entry = view.get("code", code) if code.isascii() and len(code) <= 64 else None
-        match = view.get("match", entry["match"]) if entry else None
-        if match is None:
-            return render(request, "relief/not_found.html", status_code=404)
-        user = optional_user(request)
-        t = _(request)
-        return render(
-            request,
-            "relief/package.html",
-            p=view.public(match),
-            code=code,
-            may_receive=acts_for(user, match["shelter"], NEED_ROLES[:1])
-            and match["status"] == "shipped",
-            messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()},
-        )
-
-    @r.get("/relief/scan")
-    def scan(request: Request) -> Response:
-        t = _(request)
-        return render(
-            request, "relief/scan.html", messages={k: t(v) for k, v in SCRIPT_MESSAGES.items()}
-        )
-
-    @r.get("/relief/scan/go")
-    def scan_go(request: Request, code: str = "") -> Response:
-        code = code.strip().rsplit("/r/", 1)[-1].strip("/ ")
-        if not code or not code.isascii() or len(code) > 64:
-            return RedirectResponse("/relief/scan", status_code=303)
-        return RedirectResponse(f"/r/{code}", status_code=303)
 
     # overview ------------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ from tsunagu.web.csvsafe import SafeWriter
 from tsunagu.web.deps import current_user, services
 from tsunagu.web.filters import tokyo_time
 
+# The figures of an overview row (see :func:`overview_for`).
+FIGURES = ("requested", "matched", "shipped", "received", "short", "unmet")
+
 
 def _scope(
     view: View, user: User, shelter: str | None, municipality: str | None
@@ -42,8 +45,21 @@ def overview_for(
     request: Request, user: User, shelter: str | None = None, municipality: str | None = None
 ) -> dict[str, Any]:
     """Needs against matched, shipped and received goods per shelter and item; unmet needs
-    by priority; packages by stage. ``GET /overview`` and the overview page both answer
-    with this."""
+    by priority; packages by stage (the packages listed: those the user may see). ``GET
+    /overview`` and the overview page both answer with this.
+
+    The figures of a row, so that needed = matched + unmet and matched >= shipped >= received:
+
+    - ``requested`` (needed): the quantity of the needs; a cancelled need counts only what was
+      matched to it before it was cancelled;
+    - ``matched``: goods still on their way (awaiting shipment or in transit) or received; what
+      a partial or damaged receipt fell short by is not counted (the need takes it back, it is
+      proposed again and counted in ``unmet``), nor are cancelled matches;
+    - ``shipped``: goods in transit or received;
+    - ``received``: goods received in usable condition;
+    - ``short``: shipped but not received (missing or damaged), already counted in ``unmet``
+      or in a new match;
+    - ``unmet``: what the needs still lack, for new matches."""
     view = View(request)
     shelter, municipality = _scope(view, user, shelter, municipality)
     needs = [n for n in view.all("need") if _in_scope(n, shelter, municipality)]
@@ -62,22 +78,24 @@ def overview_for(
                 "item": item_id,
                 "item_name": item,
                 "unit_name": unit,
-                **dict.fromkeys(("requested", "matched", "shipped", "received", "unmet"), 0),
+                **dict.fromkeys(FIGURES, 0),
             }
         return rows[key]
 
     for n in needs:
         totals = row(n["shelter"], n["item"], n["municipality"])
-        if n["status"] != "cancelled":
-            totals["requested"] += n["quantity"]
-        totals["received"] += n["received"]
+        totals["requested"] += n["matched"] if n["status"] == "cancelled" else n["quantity"]
         totals["unmet"] += remaining(n)
     for m in matches:
         totals = row(m["shelter"], m["item"], m["municipality"])
-        if m["status"] != "cancelled":
-            totals["matched"] += m["quantity"]
+        sent = 0 if m["status"] == "cancelled" else m["quantity"]
+        got = m["receipt"]["quantity"] if m["status"] == "received" else sent
+        totals["matched"] += got
         if m["status"] in ("shipped", "received"):
-            totals["shipped"] += m["quantity"]
+            totals["shipped"] += got
+            totals["short"] += sent - got
+        if m["status"] == "received":
+            totals["received"] += got
     unmet = []
     for priority in PRIORITY_ORDER:
         open_needs = [n for n in needs if n["priority"] == priority and remaining(n) > 0]
@@ -100,14 +118,17 @@ def overview_for(
         )
     stages = ("confirmed", "shipped", "received", "cancelled")
     packages = {s: sum(m["status"] == s for m in matches) for s in stages}
-    matches.sort(key=lambda m: (-m["timeline"][-1]["height"], m["id"]))
+    listed = sorted(
+        (m for m in matches if view.may_see(user, m)),
+        key=lambda m: (-m["timeline"][-1]["height"], m["id"]),
+    )
     return {
         "scope": {"shelter": shelter, "municipality": municipality},
         "shelters": sorted(rows.values(), key=lambda t: (t["shelter"], t["item"])),
         "unmet_by_priority": unmet,
         "packages": packages,
-        "in_transit": [view.match(m) for m in matches if m["status"] == "shipped"],
-        "received": [view.match(m) for m in matches if m["status"] == "received"][:50],
+        "in_transit": [view.match(m) for m in listed if m["status"] == "shipped"],
+        "received": [view.match(m) for m in listed if m["status"] == "received"][:50],
     }
 
 
@@ -121,7 +142,12 @@ def report_routes(r: APIRouter) -> None:
     ) -> dict[str, Any]:
         """Needs against matched, shipped and received goods per shelter and item; unmet
         needs by priority; packages by stage. Scope: the query, else the user's shelter (shelter
-        staff) or municipality (coordinators), else everything."""
+        staff) or municipality (coordinators), else everything.
+
+        Per row, needed (``requested``) = ``matched`` + ``unmet``: ``matched`` counts goods
+        awaiting shipment, in transit or received, never what a partial or damaged receipt
+        fell short by (``short``: the need takes it back and it is proposed again);
+        ``shipped`` counts goods in transit or received."""
         return overview_for(request, user, shelter, municipality)
 
     @r.get("/export/{kind}.csv", response_class=Response)

@@ -185,6 +185,15 @@ class View:
             return True
         return "coordinator" in user.roles and self.municipality(user) == match["municipality"]
 
+    def may_see(self, user: User | None, match: dict[str, Any]) -> bool:
+        """A match's own record (its page, ``GET /matches/{id}``, the packages lists): those who
+        may print its label, and the relief staff of the shelter's municipality. Anyone else
+        is answered "not found", which tells nothing of the match. The package's QR page
+        (``/r/{code}``) is for whoever holds the label, and shows no tracking or notes."""
+        if user is None:
+            return False
+        return self.may_print(user, match) or acts_for(user, match["municipality"])
+
     def label(self, match: dict[str, Any], base_url: str) -> labels.LabelData:
         c = self.contents(match)
         item, _ = self.item_names(match["item"])
