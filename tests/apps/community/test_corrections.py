@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from tsunagu.apps.community import catalog
 from tsunagu.apps.community.contract import format_time
+from tsunagu.ledger.keys import SigningKey
 
 from .conftest import Community, assert_problem, at
 from .test_pages import client
@@ -162,3 +164,81 @@ def test_correcting_an_attested_session_revokes_its_credential(community: Commun
     html = client(community, user).get("/community/me").text
     items = {h: li for li in html.split("<li") for h in (old, new) if f"/{h}" in li}
     assert "badge bad" in items[old] and "badge bad" not in items[new]
+
+
+def _new_volunteer(community: Community) -> str:
+    """A resident registered just now (the admin adds their key): no hours yet."""
+    key = SigningKey.generate()
+    body = {"public_key": key.public_key.hex(), "org": "hachioji", "roles": ["resident"]}
+    response = community.http.post(
+        "/api/v1/identity/members", json=body, headers=community.headers("admin")
+    )
+    assert response.status_code == 201, response.text
+    return key.key_id
+
+
+def test_a_correction_below_a_milestone_revokes_it_until_the_hours_reach_it_again(
+    community: Community,
+):
+    vid = _new_volunteer(community)
+    milestone = catalog.MILESTONES[0]  # 10 hours
+    # A day before the demo's months, from 00:00 in Tokyo; 11 hours of a day-long activity.
+    start = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    start -= timedelta(days=400)
+
+    def later(minutes: int) -> str:
+        return format_time(start + timedelta(minutes=minutes))
+
+    aid = community.activity(
+        title="防災倉庫の点検（終日）", starts_at=later(0), ends_at=later(1440)
+    )
+    key = community.private.signing_key(community.private.user("organiser1"))  # type: ignore[arg-type]
+    pending = [
+        community.node.submit_signed(
+            key, "community", f"session.{kind}", {"activity": aid, "at": moment, "volunteer": vid}
+        )
+        for kind, moment in (("checkin", later(0)), ("checkout", later(milestone + 60)))
+    ]
+    results = [p.future.result(30) for p in pending]
+    assert [(r.status, r.code) for r in results] == [("committed", None)] * 2
+    attest = f"/activities/{aid}/sessions/{vid}/attest"
+    correct = f"/activities/{aid}/sessions/{vid}/correct"
+
+    def attested() -> list[str]:
+        response = community.post(attest, "organiser1")
+        assert response.status_code == 201, response.text
+        return response.json()["milestones"]
+
+    def minutes() -> int:
+        return community.node.store.state().get("community.volunteer", vid)["minutes"]
+
+    def issued() -> dict | None:
+        return community.node.store.state().get("community.milestone", f"{vid}/{milestone}")
+
+    (first,) = attested()  # 11 hours: the 10-hour milestone
+    badge = community.store.get(vid, "credential", first)
+    assert badge["credentialSubject"]["achievement"]["id"].endswith(f":{milestone}")
+    assert _verify(community, badge)["valid"] is True and issued() == {"hash": first}
+
+    # The organiser corrects the session to 9 hours: the milestone is no longer reached, so
+    # its credential is revoked on the chain, and the check says why in both languages.
+    reason = "終了時刻の記録誤りを訂正"
+    body = {"check_in": later(0), "check_out": later(milestone - 60), "reason": reason}
+    assert community.post(correct, "organiser1", body).status_code == 201
+    report = _verify(community, badge)
+    assert report["failed"] == ["revocation"] and report["revoked_reason"] == reason
+    check = report["checks"][3]
+    assert "訂正により確認済みの活動時間がこの節目（10時間）を下回った" in check["detail_ja"]
+    assert "a correction lowered the attested hours below this milestone" in check["detail_en"]
+    assert _session(community, aid, vid)["history"][-1]["revoked_milestones"] == [first]
+    assert (minutes(), issued()) == (0, None)
+    assert attested() == [] and minutes() == milestone - 60  # 9 hours attested: none issued
+
+    # Corrected to 10 and a half hours and attested again: a new milestone credential.
+    body = {"check_in": later(0), "check_out": later(milestone + 30), "reason": "片付けまで参加"}
+    assert community.post(correct, "organiser1", body).status_code == 201
+    assert "revoked_milestones" not in _session(community, aid, vid)["history"][-1]
+    (second,) = attested()
+    assert second != first and issued() == {"hash": second}
+    assert _verify(community, community.store.get(vid, "credential", second))["valid"] is True
+    assert _verify(community, badge)["failed"] == ["revocation"]

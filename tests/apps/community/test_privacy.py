@@ -7,16 +7,19 @@ withholds small municipalities. Also: the certificate's dates are Japanese dates
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 
 import pypdfium2 as pdfium
 
+from tsunagu.apps.community import privacy
 from tsunagu.apps.community.certificate import certificate_pdf
 
-from .conftest import C, Community
+from .conftest import C, Community, assert_problem
 from .test_pages import client, csrf
 
 RESIDENTS = [f"resident{i}" for i in range(1, 8)]
+NI = "not_invited"
 
 
 def _no_key_ids(community: Community, text: str, viewer: str) -> None:
@@ -127,17 +130,52 @@ def test_asking_for_help_by_handle_then_each_side_sees_the_others_contact(commun
 
 
 def test_the_api_takes_the_handle_and_refuses_an_unknown_one(community: Community):
-    handle = community.store.handle(community.vid("resident2"))
+    r2 = community.vid("resident2")
+    handle = community.store.handle(r2)
     response = community.post("/help", "resident4", {"skill": "english", "helper": handle})
     assert response.status_code == 201, response.text
     hid = response.json()["help_id"]
-    assert community.node.store.state().get("community.help", hid)["helper"] is None
+    record = community.node.store.state().get("community.help", hid)
+    assert record["helper"] is None and r2 not in str(record)
+    # On the chain only the commitment SHA-256(salt ‖ key id); the asking node keeps the salt.
+    invited, salt = privacy.invitee(community.store, hid)
+    assert invited == r2 and salt and salt not in str(record)
+    assert record["invite"] == hashlib.sha256(bytes.fromhex(salt + r2)).hexdigest()
+    export = community.get("/me/export", "resident4").text  # names the invitee by handle only
+    assert handle in export and r2 not in export and salt not in export
     page = client(community, "resident2").get("/community/help").text
     ref = community.store.handle(f"help/{hid}")
     assert f"/community/help/{ref}/accept" in page and hid not in page  # invited, other town
+
+    # Nobody else can accept it: not through the API (403, in both languages), not with the
+    # salt itself (it opens the commitment for resident2's key id only), not straight to the
+    # node past the API, and not through the page, which does not offer it to them.
+    before = community.snapshot()
+    ja = assert_problem(community.post(f"/help/{hid}/accept", "resident3", lang="ja"), 403, NI)
+    assert "依頼された方だけ" in ja["detail"]
+    en = assert_problem(community.post(f"/help/{hid}/accept", "resident3", {"salt": salt}), 403, NI)
+    assert "only they can accept" in en["detail"]
+    for payload in ({"help": hid, "salt": salt}, {"help": hid}):
+        receipt = community.direct("resident3", "help.accept", payload)
+        assert (receipt.status, receipt.code) == ("rejected", NI)
+    http = client(community, "resident3")  # resident4's town: an open request would show
+    page = http.get("/community/help").text
+    assert ref not in page
+    refused = http.post(f"/community/help/{hid}/accept", data={"csrf": csrf(page)})
+    assert refused.status_code == 403 and "依頼された方だけ" in refused.text
+    assert community.snapshot()[1] == before[1]
+
     assert community.post(f"/help/{hid}/accept", "resident2").status_code == 201
     record = community.node.store.state().get("community.help", hid)
     assert record["helper"] == community.vid("resident2") and record["status"] == "accepted"
+    # A request that invites nobody is still open to any resident, as before.
+    response = community.post("/help", "resident4", {"skill": "gardening"})
+    assert response.status_code == 201, response.text
+    anyone = response.json()["help_id"]
+    assert "invite" not in community.node.store.state().get("community.help", anyone)
+    assert community.post(f"/help/{anyone}/accept", "resident3").status_code == 201
+    record = community.node.store.state().get("community.help", anyone)
+    assert (record["helper"], record["status"]) == (community.vid("resident3"), "accepted")
     # Asking yourself by your own handle is refused like on the chain.
     own = community.store.handle(community.vid("resident4"))
     response = community.post("/help", "resident4", {"skill": "vietnamese", "helper": own})

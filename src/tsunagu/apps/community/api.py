@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.apps.community import catalog, issuing, views
 from tsunagu.apps.community.contract import ORGANISER_ROLES, RESIDENT_ROLES
 from tsunagu.apps.community.credentials import credential_hash
-from tsunagu.apps.community.privacy import ask_help, readable_credential, share_url
+from tsunagu.apps.community.privacy import (
+    ask_help,
+    erase_resident,
+    export_of,
+    help_payload,
+    readable_credential,
+    share_url,
+)
 from tsunagu.apps.community.web import http_error, precheck, store, submit
 from tsunagu.errors import Forbidden, InvalidInput, NotFound, Rejected
 from tsunagu.identity.private import User
@@ -69,6 +76,12 @@ class HelpBody(_In):
     helper: Helper | None = Field(None, description="the handle the search gave")
     note: Annotated[str, Field(max_length=400)] | None = Field(
         None, description="kept off the chain, encrypted for the requester"
+    )
+
+
+class HelpActionBody(_In):
+    salt: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="opens an invitation's commitment (the node adds it for its invitee)"
     )
 
 
@@ -302,8 +315,12 @@ def router() -> APIRouter:
         hid: str,
         action: Literal["accept", "confirm"],
         user: Annotated[User, Depends(resident_role)],
+        body: HelpActionBody | None = None,
     ) -> dict[str, Any]:
-        (receipt,) = await submit(request, user, [(f"help.{action}", {"help": hid})])
+        """Accepting a request that invited someone needs its salt: this node adds it for the
+        neighbour its resident invited; anyone else is refused (403 ``not_invited``)."""
+        payload = help_payload(request, user, hid, action, body.salt if body else None)
+        (receipt,) = await submit(request, user, [(f"help.{action}", payload)])
         return _receipt(receipt)
 
     @r.get("/dashboard")
@@ -336,37 +353,6 @@ def router() -> APIRouter:
         return await erase_resident(request, user)
 
     return r
-
-
-async def erase_resident(request: Request, user: User) -> dict[str, Any]:
-    """Record the erasure on the chain, then shred the resident's key and private data."""
-    (receipt,) = await submit(request, user, [("volunteer.erase", {})])
-    store(request).erase(user.key_id)
-    return {**_receipt(receipt), "erased": True}
-
-
-def export_of(request: Request, user: User) -> dict[str, Any]:
-    st = views.State(services(request).node)
-    vid = user.key_id
-    return {
-        "volunteer_id": vid,
-        "display_name": user.display_name,
-        "username": user.username,
-        "organisation": user.org,
-        "private": store(request).export(vid),
-        "ledger": {
-            "volunteer": st.volunteer(vid),
-            "signups": [s for s in st.all("signup") if s["volunteer"] == vid],
-            "sessions": views.sessions_of(st, vid),
-            "skills": st.all("skill", f"{vid}/"),
-            "help": [
-                views.help_for(st, store(request), h, vid)
-                for h in st.all("help")
-                if vid in (h["requester"], h["helper"])
-            ],
-            "credentials": [c for c in st.all("credential") if c["recipient"] == vid],
-        },
-    }
 
 
 def vars_of(term: catalog.Term) -> dict[str, str]:

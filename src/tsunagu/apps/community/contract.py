@@ -10,8 +10,11 @@ State (namespace ``community``); a volunteer is named only by their key id (pseu
 - ``day/<vid>/<yyyy-mm-dd>``     minutes per Japanese calendar day (24-hour limit)
 - ``volunteer/<vid>``            attested minutes, groups that attested, helps given, erasure
 - ``credential/<sha256>``        an anchored Open Badges credential (hash only) and revocation
+- ``milestone/<vid>/<minutes>``  a milestone credential issued (gone again when a correction
+                                 takes the hours below it and revokes the credential)
 - ``skill/<vid>/<skill>``        a skill with its visibility
-- ``help/<h-…>``                 a help request, who helps, both confirmations
+- ``help/<h-…>``                 a help request, who helps (or a commitment to whom it invites,
+                                 which only they can open), both confirmations
 - ``helped/<helper>/<helped>``   the helper has helped this neighbour (for "people I helped")
 
 No names, contacts or free text about a person are written: those stay in the node's
@@ -23,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tsunagu.apps.community import catalog
+from tsunagu.apps.community.credential_rules import CredentialRules
 from tsunagu.apps.community.neighbours import NeighbourRules
 from tsunagu.apps.community.payloads import (
     DAY_MINUTES,
@@ -32,6 +36,7 @@ from tsunagu.apps.community.payloads import (
     ActivitySignup,
     Check,
     CredentialRevoke,
+    HelpAccept,
     HelpRef,
     HelpRequest,
     MilestoneIssue,
@@ -63,7 +68,7 @@ __all__ = [
 ]
 
 
-class CommunityContract(TimeRules, NeighbourRules, Contract):
+class CommunityContract(TimeRules, NeighbourRules, CredentialRules, Contract):
     app = "community"
     types: ClassVar[dict[str, type[Payload]]] = {
         "activity.publish": ActivityPublish,
@@ -77,7 +82,7 @@ class CommunityContract(TimeRules, NeighbourRules, Contract):
         "skill.set": SkillSet,
         "skill.remove": SkillRemove,
         "help.request": HelpRequest,
-        "help.accept": HelpRef,
+        "help.accept": HelpAccept,
         "help.confirm": HelpRef,
         "volunteer.erase": VolunteerErase,
     }
@@ -297,7 +302,7 @@ class CommunityContract(TimeRules, NeighbourRules, Contract):
         self._check_interval(ctx, p.volunteer, p.activity, p.check_in, p.check_out)
         self._add_day(ctx, p.volunteer, session["check_in"], -session["minutes"])
         self._add_day(ctx, p.volunteer, p.check_in, minutes)
-        revoked = None
+        revoked, milestones = None, None
         if session["attested"]:
             # The attested minutes and the credential stated the old times: take the minutes
             # back, revoke the credential, and let the organiser attest the corrected session
@@ -307,7 +312,8 @@ class CommunityContract(TimeRules, NeighbourRules, Contract):
             ctx.put("volunteer", p.volunteer, record)
             revoked = session.get("credential")
             if revoked is not None:
-                self._revoke(ctx, revoked, p.reason)
+                self._revoke(ctx, revoked, p.reason, "corrected")
+            milestones = self._below_milestones(ctx, p.volunteer, record["minutes"], p.reason)
         event = self._event(
             ctx,
             "correct",
@@ -322,6 +328,7 @@ class CommunityContract(TimeRules, NeighbourRules, Contract):
             until=p.check_out,
             minutes=minutes,
             revoked=revoked,
+            revoked_milestones=milestones or None,
         )
         ctx.put(
             "session",
@@ -336,78 +343,4 @@ class CommunityContract(TimeRules, NeighbourRules, Contract):
                 "credential": None,
                 "history": [*session["history"], event],
             },
-        )
-
-    # -- credentials --------------------------------------------------------------------
-
-    def _anchor(self, ctx: TxContext, digest: str, vid: str, kind: str, subject: str) -> None:
-        if ctx.get("credential", digest) is not None:
-            ctx.reject("duplicate_credential", "Already anchored.", "既に記録されています。")
-        ctx.put(
-            "credential",
-            digest,
-            {
-                "hash": digest,
-                "kind": kind,
-                "subject": subject,
-                "recipient": vid,
-                "issuer": ctx.signer.key_id,
-                "org": ctx.signer.org,
-                "issued_at": ctx.timestamp,
-                "tx_id": ctx.tx_id,
-                "revoked": False,
-            },
-        )
-
-    def on_credential_milestone(self, ctx: TxContext, p: MilestoneIssue) -> None:
-        ctx.require_role(*ORGANISER_ROLES)
-        if p.minutes not in catalog.MILESTONES:
-            ctx.reject("unknown_milestone", "No such milestone.", "そのような節目はありません。")
-        record = self._not_erased(ctx, p.recipient)
-        if ctx.signer.org not in record["orgs"]:
-            ctx.reject(
-                "other_group",
-                "Only a group that attested this volunteer's hours may issue this.",
-                "このボランティアの活動を確認した団体だけが発行できます。",
-            )
-        if record["minutes"] < p.minutes:
-            ctx.reject(
-                "milestone_not_reached",
-                "The attested hours have not reached this milestone.",
-                "確認済みの活動時間がこの節目に達していません。",
-            )
-        key = f"{p.recipient}/{p.minutes}"
-        if ctx.get("milestone", key) is not None:
-            ctx.reject("duplicate_credential", "Already issued.", "既に発行されています。")
-        ctx.put("milestone", key, {"hash": p.hash})
-        self._anchor(ctx, p.hash, p.recipient, "milestone", str(p.minutes))
-
-    def on_credential_revoke(self, ctx: TxContext, p: CredentialRevoke) -> None:
-        ctx.require_role(*ORGANISER_ROLES)
-        self._free_text(ctx, p.reason)
-        credential = ctx.get("credential", p.hash)
-        if credential is None:
-            ctx.reject("unknown_credential", "No such credential.", "その証明書はありません。")
-        assert credential is not None
-        if credential["org"] != ctx.signer.org and "admin" not in ctx.signer.roles:
-            ctx.reject(
-                "other_group",
-                "Only the issuing group may revoke it.",
-                "取り消しができるのは発行した団体だけです。",
-            )
-        if credential["revoked"]:
-            ctx.reject("already_revoked", "Already revoked.", "既に取り消されています。")
-        self._revoke(ctx, p.hash, p.reason)
-
-    @staticmethod
-    def _revoke(ctx: TxContext, digest: str, reason: str) -> None:
-        """Mark an anchored credential revoked (what verification's revocation check reads);
-        one that is missing or already revoked is left as it is."""
-        credential = ctx.get("credential", digest)
-        if credential is None or credential["revoked"]:
-            return
-        ctx.put(
-            "credential",
-            digest,
-            {**credential, "revoked": True, "revoked_at": ctx.timestamp, "reason": reason},
         )

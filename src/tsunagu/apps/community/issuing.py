@@ -137,6 +137,31 @@ MESSAGES = {
 }
 
 
+# Why the rules revoked a credential themselves (its ``cause`` on the chain).
+CAUSES = {
+    "corrected": (
+        "The credential has been revoked: the times of its session were corrected.",
+        "証明書は取り消されています。活動の時刻が訂正されたためです。",
+    ),
+    "below_milestone": (
+        "The credential has been revoked: a correction lowered the attested hours below"
+        " this milestone ({hours} h).",
+        "証明書は取り消されています。訂正により確認済みの活動時間がこの節目（{hours}時間）を"
+        "下回ったためです。",
+    ),
+}
+
+
+def revocation_reason(anchored: dict[str, Any]) -> tuple[str, str] | None:
+    """The revocation check's message for a credential the rules revoked, in both languages."""
+    found = CAUSES.get(anchored.get("cause") or "")
+    if found is None:
+        return None
+    subject = str(anchored.get("subject", ""))
+    hours = int(subject) // 60 if subject.isdigit() else 0
+    return found[0].format(hours=hours), found[1].format(hours=hours)
+
+
 UNREADABLE = (
     "The credential could not be read: it is not a signed Open Badges 3.0 credential.",
     "証明書を読み取れませんでした。署名付きの Open Badges 3.0 証明書ではありません。",
@@ -234,6 +259,8 @@ def _report(
             )
             continue
         en, ja = UNREADABLE if malformed else MESSAGES[name][results[name]]
+        if name == "revocation" and not results[name] and anchored is not None:
+            en, ja = revocation_reason(anchored) or (en, ja)
         checks.append(
             {"check": name, "ok": results[name], "ran": True, "detail_en": en, "detail_ja": ja}
         )
@@ -246,5 +273,6 @@ def _report(
         "inclusion_proof": proof,
         "issued_at": anchored["issued_at"] if anchored else None,
         "revoked_at": anchored.get("revoked_at") if anchored else None,
+        "revoked_reason": anchored.get("reason") if anchored else None,
         "malformed": malformed,
     }

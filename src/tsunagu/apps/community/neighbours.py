@@ -8,12 +8,14 @@ from typing import Any
 from tsunagu.apps.community import catalog
 from tsunagu.apps.community.payloads import (
     RESIDENT_ROLES,
+    HelpAccept,
     HelpRef,
     HelpRequest,
     SkillRemove,
     SkillSet,
     VolunteerErase,
     help_id,
+    invite_commitment,
     looks_personal,
     municipality_of,
 )
@@ -99,23 +101,28 @@ class NeighbourRules(RuleHelpers):
             ctx.reject("unknown_skill", f"No skill {p.skill}.", f"技能 {p.skill} はありません。")
         if p.helper == ctx.signer.key_id:
             ctx.reject("self_help", "Ask someone else.", "自分自身には依頼できません。")
+        if p.helper is not None and p.invite is not None:
+            ctx.reject(
+                "helper_and_invite",
+                "Name the helper or invite them, not both.",
+                "手伝う方の指名と招待は同時にできません。",
+            )
         self._not_erased(ctx, ctx.signer.key_id)
         hid = help_id(ctx.tx_id)
-        ctx.put(
-            "help",
-            hid,
-            {
-                "id": hid,
-                "skill": p.skill,
-                "requester": ctx.signer.key_id,
-                "municipality": self._home(ctx),
-                "helper": p.helper,
-                "status": "open",
-                "confirmed": [],
-                "requested_at": ctx.timestamp,
-                "history": [self._event(ctx, "request")],
-            },
-        )
+        record = {
+            "id": hid,
+            "skill": p.skill,
+            "requester": ctx.signer.key_id,
+            "municipality": self._home(ctx),
+            "helper": p.helper,
+            "status": "open",
+            "confirmed": [],
+            "requested_at": ctx.timestamp,
+            "history": [self._event(ctx, "request")],
+        }
+        if p.invite is not None:  # only then: a request without one is stored as before
+            record["invite"] = p.invite
+        ctx.put("help", hid, record)
 
     def _help(self, ctx: TxContext, hid: str) -> dict[str, Any]:
         record = ctx.get("help", hid)
@@ -123,7 +130,7 @@ class NeighbourRules(RuleHelpers):
             ctx.reject("unknown_help", "No such help request.", "その依頼はありません。")
         return record  # type: ignore[return-value]
 
-    def on_help_accept(self, ctx: TxContext, p: HelpRef) -> None:
+    def on_help_accept(self, ctx: TxContext, p: HelpAccept) -> None:
         ctx.require_role(*RESIDENT_ROLES)
         record = self._help(ctx, p.help)
         me = ctx.signer.key_id
@@ -132,6 +139,13 @@ class NeighbourRules(RuleHelpers):
         if record["status"] != "open" or (record["helper"] not in (None, me)):
             ctx.reject(
                 "help_taken", "Someone else is helping already.", "既に他の方が引き受けています。"
+            )
+        invite = record.get("invite")
+        if invite is not None and (p.salt is None or invite_commitment(p.salt, me) != invite):
+            ctx.reject(
+                "not_invited",
+                "This request asks one particular neighbour: only they can accept it.",
+                "この依頼は特定の方への依頼です。引き受けられるのは依頼された方だけです。",
             )
         self._not_erased(ctx, me)
         history = [*record["history"], self._event(ctx, "accept")]

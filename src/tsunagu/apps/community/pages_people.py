@@ -86,7 +86,7 @@ def router() -> APIRouter:
         user = page_user(request)
         if isinstance(user, Response):
             return user
-        body = json.dumps(api.export_of(request, user), ensure_ascii=False, indent=2)
+        body = json.dumps(privacy.export_of(request, user), ensure_ascii=False, indent=2)
         return Response(
             body,
             media_type="application/json",
@@ -101,7 +101,7 @@ def router() -> APIRouter:
         user, form = got
         if form.get("confirm") != "erase":
             return invalid(request, "/community/me")
-        write = api.erase_resident(request, user)
+        write = privacy.erase_resident(request, user)
         return await outcome(request, write, "/community/me?erased=1", "/community/me")
 
     @r.get("/community/search")
@@ -139,14 +139,17 @@ def router() -> APIRouter:
             for h in everything
             if h["status"] == "open"
             and h["helper"] is None
-            and (store.by_ref("help-invite", h["id"]) or (None, None))[1] == me
+            and privacy.invitee(store, h["id"])[0] == me
         }
+        # A request that invites someone (its commitment is on the chain) is shown only to
+        # them: nobody else could accept it.
         nearby = [
             h
             for h in everything
             if h["status"] == "open"
             and h["requester"] != me
             and h["helper"] in (None, me)
+            and (h.get("invite") is None or h["id"] in invited)
             and (h["municipality"] == home or h["helper"] == me or h["id"] in invited)
         ]
         notes = {
@@ -209,7 +212,8 @@ def router() -> APIRouter:
             if hid not in refs:
                 return invalid(request, "/community/help")
             hid = refs[hid]
-        write = submit(request, got[0], [(f"help.{action}", {"help": hid})])
+        payload = privacy.help_payload(request, got[0], hid, action)
+        write = submit(request, got[0], [(f"help.{action}", payload)])
         return await outcome(request, write, f"/community/help?{action}=1", "/community/help")
 
     return r

@@ -5,6 +5,7 @@ Times on the chain are UTC to the second (``2026-11-29T01:00:00Z``); minutes are
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -141,11 +142,27 @@ class SkillRemove(Payload):
 
 class HelpRequest(Payload):
     skill: Id
-    helper: Vid | None = None
+    helper: Vid | None = None  # a helper named on the chain
+    # An invitation kept off the chain: SHA-256(salt ‖ invitee's key id), both as bytes; the
+    # asking node keeps the salt and the invitee's acceptance reveals it (see invite_commitment).
+    invite: Hash | None = None
 
 
 class HelpRef(Payload):
     help: Id
+
+
+class HelpAccept(Payload):
+    help: Id
+    salt: Hash | None = None  # opens the request's ``invite`` commitment for the acceptor
+
+
+def invite_commitment(salt: str, vid: str) -> str:
+    """The commitment an invited help request carries: hex SHA-256 of the 32 salt bytes
+    followed by the 32 bytes of the invitee's key id. The random salt hides whom it invites
+    (no one can try every resident's key id against it); it binds the acceptance to that key
+    id, so a revealed salt is of no use to anyone else."""
+    return hashlib.sha256(bytes.fromhex(salt) + bytes.fromhex(vid)).hexdigest()
 
 
 class VolunteerErase(Payload):

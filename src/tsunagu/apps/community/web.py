@@ -20,7 +20,7 @@ from tsunagu.web.deps import committed, services
 
 APP = "community"
 REFUSALS = writes.Refusals(
-    forbidden={"forbidden_role", "other_group", "not_party", "bad_token"},
+    forbidden={"forbidden_role", "other_group", "not_party", "bad_token", "not_invited"},
     unknown={"unknown_activity", "unknown_session", "unknown_help", "unknown_credential"},
     bad_input={
         "invalid_payload",
@@ -35,6 +35,7 @@ REFUSALS = writes.Refusals(
         "unknown_skill",
         "unknown_milestone",
         "self_help",
+        "helper_and_invite",
         "overlapping",
         "not_checked_in",
         "too_short",
