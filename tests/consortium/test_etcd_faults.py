@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -44,9 +45,12 @@ def test_kill_one_etcd_member_under_load(consortium: Consortium) -> None:
 def test_majority_down_writes_fail_fast_reads_work_then_resume(consortium: Consortium) -> None:
     before = consortium.wait_agree()
     consortium.token(0, WRITERS[0])
+    assert _quorum(consortium, 0) is True
     consortium.kill("etcd-1")
     consortium.kill("etcd-3")
     try:
+        # Every node's peers view says so before anyone tries to write.
+        _wait_quorum(consortium, False)
         started = time.monotonic()
         first = consortium.register(0, WRITERS[0], "no quorum 1", timeout=30)
         first_took = time.monotonic() - started
@@ -76,3 +80,23 @@ def test_majority_down_writes_fail_fast_reads_work_then_resume(consortium: Conso
         time.sleep(0.5)
     head = consortium.wait_agree()
     assert head["height"] >= before["height"] + 1
+    _wait_quorum(consortium, True)
+
+
+def _quorum(consortium: Consortium, index: int) -> bool | None:
+    """What ``GET /api/v1/peers`` of node ``index`` says of its own orderer's quorum."""
+    view = consortium.http.get(consortium.urls[index] + "/api/v1/peers").json()
+    return next(row for row in view["nodes"] if row["self"])["orderer"]["quorum"]
+
+
+def _wait_quorum(consortium: Consortium, expected: bool) -> None:
+    """Wait (at most ten seconds) until every node's peers view says ``expected``."""
+    deadline = time.monotonic() + 10
+
+    def wait(index: int) -> None:
+        while (found := _quorum(consortium, index)) is not expected:
+            assert time.monotonic() < deadline, (index, found)
+            time.sleep(0.1)
+
+    with ThreadPoolExecutor(len(consortium.nodes)) as pool:
+        list(pool.map(wait, range(len(consortium.nodes))))

@@ -3,6 +3,7 @@ restored by `tsunagu repair` from the others, keeping the node's private data.""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sqlite3
 import subprocess
@@ -11,8 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consortium.conftest import PASSWORD, Consortium
 from tsunagu import cluster
+from tsunagu.node.repair import RepairFailed, repair_node
+from tsunagu.platform import discover_apps, platform_contracts
 
 CHANGED = 2  # tama-node-3: a transaction's bytes are changed
 DELETED = 3  # tama-follower-1: a block is deleted
@@ -49,6 +54,16 @@ def _verify(consortium: Consortium, *indexes: int) -> list[subprocess.CompletedP
         for i in indexes
     ]
     return [subprocess.CompletedProcess(r.args, r.wait(120), r.stdout.read(), "") for r in runs]
+
+
+def _files(data: Path) -> dict[str, str]:
+    """The SHA-256 of every file of a stopped node's data folder, but the lock file (which
+    only says who holds the folder)."""
+    return {
+        str(path.relative_to(data)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(data.rglob("*"))
+        if path.is_file() and path.name != "node.lock"
+    }
 
 
 def _row(consortium: Consortium, index: int, victim: int) -> dict[str, Any]:
@@ -141,8 +156,20 @@ def test_damaged_copies_detected_by_verify_and_peers_and_repaired(
     page = consortium.http.get(consortium.urls[1] + "/consortium?lang=en").text
     assert "differs from height 5" in page and "differs from height 3" in page
 
+    # A repair that cannot trust its peers fails and leaves no trace: the damaged node, still
+    # serving, disagrees with a healthy one about block 5.
+    (_,) = _stop(consortium, DELETED)
+    data = Path(consortium.nodes[DELETED]["data_dir"])
+    before = _files(data)
+    sources = [consortium.urls[0], consortium.urls[CHANGED]]
+    with pytest.raises(RepairFailed, match="the peers disagree about blocks 0 to"):
+        repair_node(data, sources, platform_contracts(discover_apps()), echo=lambda _: None)
+    assert not (data / ".repair").exists()
+    assert _files(data) == before
+
     # The third kind of damage: the changed node's file is removed altogether.
-    (path, _) = _stop(consortium, CHANGED, DELETED)
+    consortium.kill(consortium.nodes[CHANGED]["id"], signal.SIGTERM)
+    path = Path(consortium.nodes[CHANGED]["data_dir"]) / "chain.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     (run,) = _verify(consortium, CHANGED)

@@ -20,6 +20,11 @@ when every block is the same.
 A node is flagged as diverging when it disagrees with the node most others agree with (each
 node's report of its own comparisons is merged), so every node's page flags the same node,
 the damaged one included.
+
+Each node's report also says whether etcd can order now (``orderer.quorum``). The orderer
+itself learns that it lost the quorum only when a write fails, so the monitor asks etcd on
+every poll (a linearizable read of one key, which needs the quorum), and ``view`` (the peers
+API and page) asks again when the last answer is older than ``QUORUM_FRESH`` seconds.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from tsunagu.node import state_digest
 log = logging.getLogger(__name__)
 
 POLL_EVERY = 2.0
+QUORUM_FRESH = 1.0  # seconds a quorum probe's answer stays current for view()
+QUORUM_TIMEOUT = 0.5  # seconds per etcd endpoint: a read with a quorum takes milliseconds
 DIGEST_CHUNK = 2000
 NODE_NS = "identity.node"
 
@@ -112,6 +119,9 @@ class PeerMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(timeout=3.0)
+        self._quorum: bool | None = None  # the last probe's answer (None: not asked yet)
+        self._quorum_at = float("-inf")  # time.monotonic() of that answer
+        self._probing = threading.Lock()
         store = node.store
         self.state = state_digest.StateDigests(
             store.path, store.path.parent, state_every_blocks, min(audit_interval, 10.0)
@@ -165,13 +175,16 @@ class PeerMonitor:
         node = self.node
         status = node.status()
         info = getattr(node.orderer, "info", None)
+        orderer = info() if info else {"engine": "solo"}
+        if "quorum" in orderer:
+            orderer["quorum"] = self.quorum(probe=False)
         return {
             **status,
             "url": self.url,
             "role": self.role,
             "started": self.started,
             "sth": node.signed_tree_head(),
-            "orderer": info() if info else {"engine": "solo"},
+            "orderer": orderer,
             "pairs": self.pairs,
             "state_digests": self.state.published(),
             "state_digest_ms": round(self.state.last_ms, 1),
@@ -180,10 +193,38 @@ class PeerMonitor:
 
     # -- polling -----------------------------------------------------------------------------
 
+    def quorum(self, probe: bool = True) -> bool | None:
+        """Whether etcd can order now: ``False`` while the orderer knows it cannot (it then
+        probes every half second itself); otherwise the answer of a linearizable read, asked
+        again (when ``probe``) once the last one is older than ``QUORUM_FRESH`` seconds."""
+        engine = self.engine
+        healthy = getattr(engine, "healthy", None)
+        if engine is None or getattr(engine, "keys", None) is None or not healthy:
+            return healthy
+        fresh = time.monotonic() - self._quorum_at < QUORUM_FRESH
+        # One probe at a time: a caller that finds one running takes the last answer.
+        if probe and not fresh and self._probing.acquire(blocking=False):
+            try:
+                self._probe_quorum()
+            finally:
+                self._probing.release()
+        return bool(engine.healthy) and self._quorum is not False
+
+    def _probe_quorum(self) -> None:
+        engine = self.engine
+        try:
+            engine.client.range(engine.keys.chain, keys_only=True, timeout=QUORUM_TIMEOUT)
+            answer = True
+        except Exception:  # no endpoint could serve a linearizable read: no quorum
+            answer = False
+        self._quorum, self._quorum_at = answer, time.monotonic()
+
     def refresh(self) -> None:
         self._state_refresh()
         engine = self.engine
         if engine is not None and engine.keys is not None:
+            with self._probing:
+                self._probe_quorum()
             with contextlib.suppress(Exception):
                 kvs, _ = engine.client.range(
                     engine.keys.peers, engine.keys.peers_end, serializable=True, timeout=1.0
@@ -276,6 +317,7 @@ class PeerMonitor:
     def view(self) -> dict[str, Any]:
         """Every node of the chain with its head and whether its copy agrees with the
         consortium's (the copy most nodes agree with)."""
+        self.quorum()  # this node's own answer is then at most QUORUM_FRESH seconds old
         me = self.self_report()
         reports: dict[str, dict[str, Any]] = {me["node_id"]: me}
         for report in list(self.peers.values()):

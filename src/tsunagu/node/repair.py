@@ -9,14 +9,23 @@ only if every answering peer serves the same block at that height (compared by t
 digests), so no single peer's word decides. The node's private, off-chain data (accounts,
 keys, secrets, app databases) is left as it is. The damaged file is kept beside the new one
 (``chain.db.damaged-<time>``), and the result must pass ``tsunagu verify``.
+
+The new chain is built in a scratch folder (``DATA/.repair``) and moved into place only once
+it verifies. A repair that fails before that (the peers disagree or stop answering, a block
+fails its checks, Ctrl-C or SIGTERM) removes the scratch folder and leaves the data folder as
+it found it; one killed outright leaves the folder behind, and the next repair removes it
+first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,7 @@ from tsunagu.node.peers import block_digests
 from tsunagu.node.state_digest import DIGEST_FILE
 
 BATCH = 200  # blocks per request (the digests API takes up to 2,000)
+SCRATCH = ".repair"  # DATA/.repair: where the new chain is built
 
 
 class RepairFailed(Exception):
@@ -59,10 +69,42 @@ def repair_node(
         raise RepairFailed(
             f"{exc}: stop the node first (a node's chain cannot be replaced while it runs)"
         ) from None
+    scratch = data_dir / SCRATCH
     try:
-        return _repair(data_dir, node_id, urls, contracts, echo)
+        try:
+            with _terminated_as_interrupt():
+                if scratch.exists():  # an earlier repair's, killed outright
+                    echo(f"  removing {scratch.name}, left by an earlier repair")
+                    shutil.rmtree(scratch, ignore_errors=True)
+                report = _repair(data_dir, node_id, urls, contracts, echo)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)  # never a half-built chain left behind
+            raise
+        # Only a verified chain gets here; the swap itself takes a few renames.
+        _install(data_dir, scratch, echo)
+        return report
     finally:
         lock.release()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a repair: unwinds like Ctrl-C, so the scratch folder is removed."""
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _repair(
@@ -92,8 +134,7 @@ def _repair(
     top = min(h["height"] for h in heads.values())
     echo(f"  peers: {', '.join(sources)}; restoring blocks 0 to {top}")
 
-    scratch = data_dir / ".repair"  # the new chain is built here, then moved into place
-    shutil.rmtree(scratch, ignore_errors=True)
+    scratch = data_dir / SCRATCH  # the new chain is built here, then moved into place
     scratch.mkdir()
     shutil.copy2(data_dir / NODE_KEY_FILE, scratch / NODE_KEY_FILE)
     node = Node(scratch, contracts, SoloOrderer())
@@ -124,21 +165,32 @@ def _repair(
                 raise RepairFailed(f"block {start + first} differs from what the peers hold")
             echo(f"  {end + 1}/{top + 1} blocks")
     except RepairFailed:
-        node.store.close()
         raise
     except Exception as exc:
-        node.store.close()
         raise RepairFailed(f"{type(exc).__name__}: {exc}") from exc
     finally:
         catchup.close()
-    node.store.close()
+        node.store.close()
 
     report = verify_chain(scratch, contracts)  # the whole check, before anything is replaced
     if not report.ok:
         raise RepairFailed(f"the restored chain does not verify: {report.problem}")
+    return {
+        "node_id": node_id,
+        "blocks": top + 1,
+        "sources": sources,
+        "verify_seconds": report.seconds,
+    }
+
+
+def _install(data_dir: Path, scratch: Path, echo: Callable[[str], Any]) -> None:
+    """Put the verified chain built in ``scratch`` in the place of the node's chain."""
     target = data_dir / CHAIN_DB
     if target.exists():
         kept = data_dir / f"{CHAIN_DB}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        wal = Path(str(target) + "-wal")
+        if wal.exists():  # the old file's last commits may still be in its WAL: keep them
+            os.replace(wal, Path(str(kept) + "-wal"))
         os.replace(target, kept)
         echo(f"  the old chain is kept as {kept.name}")
     for suffix in ("-wal", "-shm"):
@@ -150,12 +202,6 @@ def _repair(
     shutil.rmtree(scratch)
     # The last state digest described the old table (see tsunagu.node.state_digest).
     (data_dir / DIGEST_FILE).unlink(missing_ok=True)
-    return {
-        "node_id": node_id,
-        "blocks": top + 1,
-        "sources": sources,
-        "verify_seconds": report.seconds,
-    }
 
 
 def _agreed_digests(

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tsunagu.apps.documents.demo import DOCUMENTS, SUPERSEDED_BY
 from tsunagu.ledger import merkle
+from tsunagu.ledger.keys import SigningKey
 
 PROBLEM = "application/problem+json"
 
@@ -82,7 +83,14 @@ def check_bundle(http, digest: str) -> dict[str, Any]:
     # The block that holds it: signed by its proposer (a registered node), its results hash
     # to the header's results_hash, this transaction's result is "committed", and the leaf
     # is in the header's own tree.
-    block = proof["block"]
+    header = check_block(proof["block"], proof["index"], leaf_hash, nodes)
+    assert header["chain_id"] == sth["chain_id"] == tx["chain_id"]
+    check_member(proof, tx, nodes)
+    return tx
+
+
+def check_block(block: dict[str, Any], index: int, leaf_hash: bytes, nodes: list) -> dict:
+    """The block holding leaf ``index`` shows it committed; returns the block's header."""
     header = block["header"]
     proposer = next(n for n in nodes if n["id"] == header["proposer"])
     Ed25519PublicKey.from_public_bytes(bytes.fromhex(proposer["public_key"])).verify(
@@ -90,18 +98,54 @@ def check_bundle(http, digest: str) -> dict[str, Any]:
     )
     results = block["results"]
     assert hashlib.sha256(rfc8785.dumps(results)).hexdigest() == header["results_hash"]
-    position = proof["index"] - (header["tree_size"] - header["tx_count"])
+    position = index - (header["tree_size"] - header["tx_count"])
     assert 0 <= position < header["tx_count"] == len(results)
     assert results[position] == {"status": "committed"}
     merkle.verify_inclusion(
         leaf_hash,
-        proof["index"],
+        index,
         header["tree_size"],
         [bytes.fromhex(h) for h in block["audit_path"]],
         bytes.fromhex(header["tree_root"]),
     )
-    assert header["chain_id"] == sth["chain_id"] == tx["chain_id"]
-    return tx
+    return header
+
+
+def check_member(proof: dict[str, Any], tx: dict[str, Any], nodes: list) -> None:
+    """The signer's member record: committed identity transactions in the signed tree before
+    the document; the first registers the signing key, later ones change its roles, and
+    together they give the organisation and roles the bundle names."""
+    member, sth = proof["member"], proof["sth"]
+    assert member["key_id"] == tx["signer"]
+    org = roles = None
+    for record in member["records"]:
+        leaf = base64.b64decode(record["leaf"])
+        identity = json.loads(leaf)
+        assert rfc8785.dumps(identity) == leaf
+        assert (identity["app"], identity["chain_id"]) == ("identity", sth["chain_id"])
+        assert record["index"] < proof["index"]
+        merkle.verify_inclusion(
+            merkle.leaf_hash(leaf),
+            record["index"],
+            sth["tree_size"],
+            [bytes.fromhex(h) for h in record["audit_path"]],
+            bytes.fromhex(sth["root_hash"]),
+        )
+        check_block(record["block"], record["index"], merkle.leaf_hash(leaf), nodes)
+        payload = identity["payload"]
+        if org is None:
+            entries = payload["members"] if identity["type"] == "genesis" else [payload]
+            (entry,) = [
+                e
+                for e in entries
+                if hashlib.sha256(bytes.fromhex(e["public_key"])).hexdigest() == tx["signer"]
+            ]
+            org, roles = entry["org"], entry["roles"]
+        else:
+            assert (identity["type"], payload["key_id"]) == ("member.roles", tx["signer"])
+            roles = payload["roles"]
+    assert (org, roles) == (member["org"], member["roles"])
+    assert {"staff", "admin"} & set(roles)
 
 
 def test_register_answers_once_committed(demo_app, http, staff):
@@ -230,6 +274,47 @@ def test_proof_bundles_of_every_demo_document_verify(demo_app, http):
         tx = check_bundle(http, digest)
         field = "new_sha256" if tx["type"] == "supersede" else "sha256"
         assert tx["payload"][field] == digest, name
+        answer = http.get(f"/api/v1/documents/{digest}").json()
+        # Who registered it, proven: the demo's staff were registered in the genesis.
+        member = answer["proof"]["member"]
+        assert member["org"] == answer["document"]["org"], name
+        assert [json.loads(base64.b64decode(r["leaf"]))["type"] for r in member["records"]] == [
+            "genesis"
+        ]
+
+
+def test_the_member_record_follows_role_changes_and_catches_a_false_one(demo_app, http):
+    """A key registered as a verifier, then given the staff role: both transactions are in
+    the bundle. A bundle naming another organisation or missing the registration fails."""
+    node = demo_app.node
+    admin = demo_app.private.signing_key(demo_app.private.user("admin"))
+    key = SigningKey.from_seed(hashlib.sha256(b"documents member record").digest())
+    payload = {"public_key": key.public_key.hex(), "org": "hachioji", "roles": ["verifier"]}
+    for type_, body_ in (
+        ("member.add", payload),
+        ("member.roles", {"key_id": key.key_id, "roles": ["verifier", "staff"]}),
+    ):
+        receipt = node.submit_signed(admin, "identity", type_, body_).future.result(30)
+        assert receipt.status == "committed", receipt
+    doc = body("役割変更後の登録")
+    assert node.submit_signed(key, "documents", "register", doc).future.result(30).status == (
+        "committed"
+    )
+    tx = check_bundle(http, doc["sha256"])
+    proof = http.get(f"/api/v1/documents/{doc['sha256']}").json()["proof"]
+    member = proof["member"]
+    assert (member["key_id"], member["org"]) == (key.key_id, "hachioji")
+    assert member["roles"] == ["verifier", "staff"]
+    kinds = [json.loads(base64.b64decode(r["leaf"]))["type"] for r in member["records"]]
+    assert kinds == ["member.add", "member.roles"]
+    nodes = http.get("/api/v1/identity/nodes").json()["nodes"]
+    for forged in (
+        {**member, "org": "tachikawa"},
+        {**member, "roles": ["admin"]},
+        {**member, "records": member["records"][1:]},
+    ):
+        with pytest.raises((AssertionError, KeyError)):
+            check_member({**proof, "member": forged}, tx, nodes)
 
 
 def test_a_tampered_proof_does_not_verify(demo_app, http):

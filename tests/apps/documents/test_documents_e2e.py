@@ -28,7 +28,7 @@ from tsunagu.ledger.keys import SigningKey
 
 pytestmark = pytest.mark.e2e
 
-CHECKS = ("leaf", "tx", "root", "signature", "node", "block")
+CHECKS = ("leaf", "tx", "root", "signature", "node", "block", "member")
 TIMEOUT = 15_000
 
 
@@ -117,6 +117,9 @@ def test_register_a_file_then_verify_it_anonymously(demo_server, page, tmp_path)
     assert "tama-node-1" in checks["signature"]["text"]
     assert "tama-node-1" in checks["node"]["text"]
     assert f"ブロック {tx['height']}" in checks["block"]["text"]
+    # Who registered it, from the chain: staff1's key, registered in the genesis.
+    assert "八王子市（hachioji）の鍵として、役割「自治体職員」" in checks["member"]["text"]
+    assert "ブロック 0 で受理" in checks["member"]["text"]
     overall = page.locator("#overall")
     expect(overall).to_have_attribute("data-ok", "true")
     expect(overall).to_contain_text("すべての検証に合格しました。このファイルは八王子市が")
@@ -241,9 +244,10 @@ def _block_signature(answer: dict[str, Any]) -> None:
 # How an answer is tampered with, and exactly which checks must then fail.
 TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "audit-path": (_audit_path, {"root"}),
-    "root": (_root, {"root", "signature"}),
+    # The signer's registration is proven against the same signed root.
+    "root": (_root, {"root", "signature", "member"}),
     "signature": (_signature, {"signature"}),
-    "tree-size": (_tree_size, {"root", "signature"}),
+    "tree-size": (_tree_size, {"root", "signature", "member"}),
     # The root is recomputed from the leaf's own hash, never from the claimed one.
     "claimed-leaf-hash": (_claimed_leaf_hash, {"leaf"}),
     # The edited title no longer matches the record shown, and the leaf hash changes.
@@ -275,7 +279,7 @@ def test_a_tampered_proof_fails_the_right_checks(demo_server, page, case):
     expect(page.locator("#overall")).to_contain_text("検証に失敗した項目があります")
 
 
-def test_a_valid_proof_of_another_document_fails_the_transaction_check(demo_server, page):
+def test_a_valid_proof_or_signer_of_another_document_fails_the_right_check(demo_server, page):
     path = demo_file(demo_server, "hachioji-council-minutes-2025-09.txt")
     other = sha_of(demo_file(demo_server, "hachioji-budget-r7.txt"))
     other_proof = httpx.get(f"{demo_server.url}/api/v1/documents/{other}").json()["proof"]
@@ -290,6 +294,34 @@ def test_a_valid_proof_of_another_document_fails_the_transaction_check(demo_serv
     verify(page, demo_server, path)
     assert failing(wait_for_checks(page)) == {"tx"}
 
+    # The signer's member record, forged or taken from another document's bundle (another
+    # town's staff), fails the member check alone.
+    answer = httpx.get(f"{demo_server.url}/api/v1/documents/{sha_of(path)}").json()
+    member = answer["proof"]["member"]
+    elsewhere = sha_of(demo_file(demo_server, "tachikawa-disaster-plan-r6.txt"))
+    foreign = httpx.get(f"{demo_server.url}/api/v1/documents/{elsewhere}").json()
+    forged = [
+        {**member, "org": "tachikawa"},
+        {**member, "roles": ["admin"]},
+        {**member, "records": []},
+        foreign["proof"]["member"],
+    ]
+    failed = page.evaluate(
+        """async ([answer, sha, forged]) => {
+            const { checkProof } = await import("/static/documents/proof.js");
+            const { nodes } = await (await fetch("/api/v1/identity/nodes")).json();
+            const out = [];
+            for (const member of [answer.proof.member, ...forged]) {
+                const proof = { ...answer.proof, member };
+                const checks = await checkProof(proof, sha, nodes, answer.document);
+                out.push(checks.filter((c) => !c.ok).map((c) => c.id));
+            }
+            return out;
+        }""",
+        [answer, sha_of(path), forged],
+    )
+    assert failed == [[], ["member"], ["member"], ["member"], ["member"]]
+
 
 def test_a_node_key_outside_the_consortium_fails_the_node_check(demo_server, page):
     def replace_keys(route) -> None:
@@ -301,8 +333,9 @@ def test_a_node_key_outside_the_consortium_fails_the_node_check(demo_server, pag
 
     page.route("**/api/v1/identity/nodes", replace_keys)
     verify(page, demo_server, demo_file(demo_server, "oshima-typhoon-evacuation.txt"))
-    # The block's proposer is checked against the same (now foreign) node keys.
-    assert failing(wait_for_checks(page)) == {"node", "block"}
+    # The blocks' proposers (the document's, the signer's registration's) are checked
+    # against the same (now foreign) node keys.
+    assert failing(wait_for_checks(page)) == {"node", "block", "member"}
 
 
 def test_js_hashes_match_hashlib(demo_server, page):

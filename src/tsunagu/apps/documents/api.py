@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.apps.documents.contract import CATEGORIES, REGISTRAR_ROLES, Category
+from tsunagu.apps.documents.signer import member_indexes
 from tsunagu.errors import NotFound, Unavailable
 from tsunagu.identity.private import User
 from tsunagu.ledger import merkle
+from tsunagu.ledger.keys import key_id
 from tsunagu.web.deps import require_roles, services
 from tsunagu.web.writes import submit_as
 
@@ -61,13 +64,64 @@ def document_record(request: Request, sha256: str) -> dict[str, Any] | None:
 
 def proof_bundle(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
     """Everything a browser needs to check the registration itself: the leaf, its audit
-    path, the signed tree head the path leads to, and the block that holds the leaf (its
+    path, the signed tree head the path leads to, the block that holds the leaf (its
     proposer-signed header, every result of the block, and the leaf's audit path to the
-    header's own tree root), which proves the contract accepted the transaction."""
+    header's own tree root), which proves the contract accepted the transaction, and the
+    signer's member record (the identity transactions that registered the signing key for its
+    organisation and roles, each proven the same way; see :mod:`.signer`)."""
     node = services(request).node
     sth = node.signed_tree_head()
     get = node.store.node_reader()
-    stored = node.store.tx_at(doc["log_index"])
+    size = sth["tree_size"]
+    proven = _proven_tx(node, doc["log_index"], size, get)
+    signer = json.loads(base64.b64decode(proven["leaf"]))["signer"]
+    records = [
+        _proven_tx(node, index, size, get)
+        for index in member_indexes(node.store, signer, doc["log_index"])
+    ]
+    entry = node.store.state().get("identity.member", signer) or {}
+    return {
+        "leaf": proven["leaf"],
+        "index": doc["log_index"],
+        "tree_size": size,
+        "leaf_hash": merkle.leaf_hash(base64.b64decode(proven["leaf"])).hex(),
+        "audit_path": proven["audit_path"],
+        "sth": sth,
+        "node_public_key": node.key.public_key.hex(),
+        "block": proven["block"],
+        "member": {
+            "key_id": signer,
+            "org": doc["org"],
+            "roles": _roles_at(records, signer, entry),
+            "records": records,
+        },
+    }
+
+
+def _roles_at(records: list[dict[str, Any]], signer: str, entry: dict[str, Any]) -> list[str]:
+    """The signer's roles as its last record before the document set them."""
+    roles = list(entry.get("roles", []))
+    for record in records:
+        tx = json.loads(base64.b64decode(record["leaf"]))
+        payload = tx["payload"]
+        if tx["type"] == "member.roles" or tx["type"] == "member.add":
+            roles = list(payload["roles"])
+        elif tx["type"] == "node.add":
+            roles = ["node"]
+        elif tx["type"] == "device.add":
+            roles = ["device"]
+        elif tx["type"] == "genesis":
+            for member in payload["members"]:
+                if key_id(bytes.fromhex(member["public_key"])) == signer:
+                    roles = list(member["roles"])
+    return roles
+
+
+def _proven_tx(node: Any, index: int, tree_size: int, get: Any) -> dict[str, Any]:
+    """Transaction ``index`` with its audit path in the tree of ``tree_size`` entries and its
+    block: header, proposer's signature, every result, and its audit path to the header's
+    own tree root."""
+    stored = node.store.tx_at(index)
     block = None if stored is None else node.store.block(stored.height)
     if stored is None or block is None:  # the state points at what this copy lacks
         raise Unavailable(
@@ -77,21 +131,13 @@ def proof_bundle(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
     header = block.header
     return {
         "leaf": base64.b64encode(stored.tx.leaf).decode(),
-        "index": doc["log_index"],
-        "tree_size": sth["tree_size"],
-        "leaf_hash": merkle.leaf_hash(stored.tx.leaf).hex(),
-        "audit_path": [
-            h.hex() for h in merkle.inclusion_proof(doc["log_index"], sth["tree_size"], get)
-        ],
-        "sth": sth,
-        "node_public_key": node.key.public_key.hex(),
+        "index": index,
+        "audit_path": [h.hex() for h in merkle.inclusion_proof(index, tree_size, get)],
         "block": {
             "header": header.to_json(),
             "signature": block.signature,
             "results": [r.to_json() for r in block.results],
-            "audit_path": [
-                h.hex() for h in merkle.inclusion_proof(doc["log_index"], header.tree_size, get)
-            ],
+            "audit_path": [h.hex() for h in merkle.inclusion_proof(index, header.tree_size, get)],
         },
     }
 

@@ -26,10 +26,12 @@ from tsunagu.apps.documents.api import (
 )
 from tsunagu.apps.documents.contract import CATEGORIES, REGISTRAR_ROLES
 from tsunagu.errors import TsunaguError
+from tsunagu.identity.contract import Role
 from tsunagu.identity.private import User
 from tsunagu.web.deps import check_csrf, language, optional_user, render, services
 
 STATUSES = ("active", "withdrawn", "superseded")
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 PAGE_SIZE = 50
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 FIELD_ERRORS = {
@@ -91,6 +93,15 @@ VERIFY_MESSAGES = {
         " the contract accepted it."
     ),
     "check_block_bad": "The block does not show that the contract accepted this transaction.",
+    "check_member_ok": (
+        "The signing key was registered for {org} ({slug}) with the role {roles}: the"
+        " registration is entry {index} of the signed tree, accepted in block {height}."
+    ),
+    "check_member_bad": (
+        "The signing key's registration (organisation and role) is missing or does not hold."
+    ),
+    "role_separator": "doc-role-separator",
+    **{f"role:{role}": f"role:{role}" for role in ROLES},
     "status:active": "doc-status:active",
     "status:withdrawn": "doc-status:withdrawn",
     "status:superseded": "doc-status:superseded",

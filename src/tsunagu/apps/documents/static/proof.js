@@ -1,7 +1,8 @@
 // Checks a document's proof bundle (GET /api/v1/documents/{sha256} -> "proof") without
 // trusting the server: leaf hash, transaction content, RFC 9162 inclusion in the signed
-// tree, the node's Ed25519 signature on the tree head, the node's registered key, and the
-// block that accepted the transaction (proposer's signature, results, the leaf in its tree).
+// tree, the node's Ed25519 signature on the tree head, the node's registered key, the
+// block that accepted the transaction (proposer's signature, results, the leaf in its tree),
+// and the signer's member record (which organisation registered the key, with which roles).
 // No DOM here, so tests can import and exercise every function.
 import * as ed from "/static/vendor/noble-ed25519.js";
 import { fromHex, hasWebCrypto, sha256, toHex } from "./sha256.js";
@@ -146,6 +147,76 @@ export async function checkBlock(block, index, leafHashBytes, chainId, nodes) {
   }
 }
 
+/** The roles with which the contract lets a key register documents. */
+const REGISTRAR_ROLES = ["staff", "admin"];
+
+const sameList = (a, b) =>
+  Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The signer's member record: each record is a committed identity transaction before the
+ * document (`index`) in the signed tree (of `treeSize` entries: the size the bundle gives for
+ * its audit paths must be the signed one) and in its block; the first registers the key whose
+ * SHA-256 is the document transaction's `signer` (genesis, member.add, node.add, device.add),
+ * later ones are member.roles for it. Together they must give the organisation and roles the
+ * bundle names, the organisation the page shows (`org`, when given), and a registrar role.
+ */
+export async function checkMember(member, index, treeSize, signer, sth, nodes, org = null) {
+  const failed = { ok: false, org: member?.org ?? "?", roles: [], index: "?", height: "?" };
+  try {
+    const records = member.records;
+    if (!Array.isArray(records) || records.length === 0) return failed;
+    if (treeSize !== sth.tree_size) return failed;
+    let found = null;
+    let height = "?";
+    let first = "?";
+    for (const record of records) {
+      const leaf = base64ToBytes(record.leaf);
+      const hash = await leafHash(leaf);
+      const tx = parseLeaf(leaf);
+      if (!tx || tx.app !== "identity" || tx.chain_id !== sth.chain_id) return failed;
+      if (!Number.isSafeInteger(record.index) || record.index >= index) return failed;
+      const inTree = await verifyInclusion(
+        hash,
+        record.index,
+        sth.tree_size,
+        record.audit_path,
+        sth.root_hash,
+      );
+      const block = await checkBlock(record.block, record.index, hash, sth.chain_id, nodes);
+      if (!inTree || !block.ok) return failed;
+      const payload = tx.payload ?? {};
+      if (found === null) {
+        const nodeKeys = (payload.nodes ?? []).map((n) => ({ ...n, roles: ["node"] }));
+        const entries =
+          tx.type === "genesis" ? [...(payload.members ?? []), ...nodeKeys] : [payload];
+        for (const entry of entries) {
+          const key = fromHex(String(entry.public_key ?? ""));
+          if (key && key.length === 32 && toHex(await sha256(key)) === signer) found = entry;
+        }
+        if (found === null) return failed;
+        const fixed = { "node.add": ["node"], "device.add": ["device"] }[tx.type];
+        found = { org: found.org, roles: fixed ?? found.roles };
+        first = record.index;
+        height = record.block.header.height;
+      } else if (tx.type === "member.roles" && payload.key_id === signer) {
+        found = { ...found, roles: payload.roles };
+      } else {
+        return failed;
+      }
+    }
+    const ok =
+      member.key_id === signer &&
+      found.org === member.org &&
+      sameList(found.roles, member.roles) &&
+      (org === null || found.org === org) &&
+      found.roles.some((r) => REGISTRAR_ROLES.includes(r));
+    return { ok, org: found.org, roles: found.roles, index: first, height };
+  } catch {
+    return failed; // a missing or malformed member record
+  }
+}
+
 function parseLeaf(leaf) {
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(leaf);
@@ -161,8 +232,8 @@ function parseLeaf(leaf) {
  * Every check of a proof bundle for a file whose SHA-256 is `sha256Hex`, against the
  * consortium's registered `nodes` ([{id, public_key}]). When the server's `record` of the
  * document is given, the transaction must also carry the title and category it shows.
- * Returns, in order, [{id: "leaf" | "tx" | "root" | "signature" | "node" | "block", ok,
- * ...values}].
+ * Returns, in order, [{id: "leaf" | "tx" | "root" | "signature" | "node" | "block" |
+ * "member", ok, ...values}].
  */
 export async function checkProof(bundle, sha256Hex, nodes, record = null) {
   const sth = bundle.sth ?? {};
@@ -216,5 +287,17 @@ export async function checkProof(bundle, sha256Hex, nodes, record = null) {
       node: sth.node_id,
     },
     { id: "block", ...(await checkBlock(bundle.block ?? {}, bundle.index, computed, sth.chain_id, nodes)) },
+    {
+      id: "member",
+      ...(await checkMember(
+        bundle.member,
+        bundle.index,
+        bundle.tree_size,
+        tx?.signer,
+        sth,
+        nodes,
+        record === null ? null : record.org,
+      )),
+    },
   ];
 }

@@ -120,6 +120,11 @@ function showChecks(checks, orgName) {
     if (values.leaf) values.leaf = short(values.leaf);
     if (values.root) values.root = short(values.root);
     if (values.time) values.time = tokyo(values.time);
+    if (check.id === "member") {
+      values.slug = check.org;
+      values.org = orgName;
+      values.roles = check.roles.map((role) => t(`role:${role}`)).join(t("role_separator"));
+    }
     list.append(
       el(
         "li",
