@@ -39,7 +39,7 @@ from typing import Any
 import chain
 import common
 import httpx
-from commit_http import load, request
+from commit_http import children_cpu, cpu_seconds, load, request
 
 from tsunagu import cluster
 from tsunagu.ledger.keys import SigningKey
@@ -144,6 +144,18 @@ def wait_tree_size(urls: list[str], size: int, timeout: float = 600) -> float:
         time.sleep(0.02)
 
 
+def consortium_cpu(info: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds so far of the nodes (with their worker processes) and the etcd members."""
+    out = {"nodes": 0.0, "etcd": 0.0}
+    for group, entries in (("nodes", info["nodes"]), ("etcd", info["etcd"])):
+        for entry in entries:
+            try:
+                out[group] += cpu_seconds(entry["pid"]) + children_cpu(entry["pid"])
+            except OSError:
+                continue
+    return out
+
+
 def orderer(url: str) -> dict[str, Any]:
     return HTTP.get(url + "/api/v1/consortium/self").json()["orderer"]
 
@@ -193,7 +205,14 @@ def main() -> None:
             result = {"statuses": {}, "seconds": 1.0, "start": 0.0, "errors": []}
             ok, all_three, engines, lat_ms = 0, 0.0, [], [0.0]
         else:
-            result = asyncio.run(load(ports, lanes, args.warmup))
+            snaps: list[dict[str, float]] = []
+
+            def cpu_total() -> float:  # called when the measured phase starts and as each
+                snaps.append(consortium_cpu(info))  # client finishes: the last is its end
+                return sum(snaps[-1].values())
+
+            result = asyncio.run(load(ports, lanes, args.warmup, cpu_total))
+            cpu = {group: snaps[-1][group] - snaps[0][group] for group in snaps[0]}
             ok = result["statuses"].get(201, 0)
             # Every acknowledged transaction is in its node's log by now: wait for all three.
             everywhere = wait_tree_size(urls, max(status(u)["tree_size"] for u in urls))
@@ -275,6 +294,26 @@ def main() -> None:
         ),
         common.metric("verify rate of that node (verify_chain)", verify_rate, "tx/s"),
     ]
+    if not args.catch_up_only:
+        # Where the machine's time went while the measured load ran: CPU seconds of every
+        # consortium process per acknowledged transaction (the load generator apart). With
+        # ``cores`` cores, no run can commit more than cores / (this) transactions a second.
+        per_tx = {group: seconds * 1000 / max(ok, 1) for group, seconds in cpu.items()}
+        metrics += [
+            common.metric(
+                "CPU per committed tx: 3 nodes + 3 etcd members",
+                sum(per_tx.values()),
+                "ms",
+                higher_is_better=False,
+            ),
+            common.metric("CPU per committed tx: of which etcd", per_tx["etcd"], "ms"),
+            common.metric(
+                "CPU per committed tx: load generator",
+                result["client_cpu"] * 1000 / max(sum(map(len, lanes)), 1),  # warm-up too
+                "ms",
+                higher_is_better=False,
+            ),
+        ]
     params = {
         **vars(args),
         "nodes": NODES,

@@ -481,3 +481,34 @@ def test_custodial_document_registration(http: TestClient) -> None:
         bytes.fromhex(sth["root_hash"]),
     )
     assert proof["node_public_key"] == _node_key(http, sth["node_id"])
+
+
+def test_forwarded_transactions_are_admitted_line_by_line_in_order(http: TestClient) -> None:
+    """``POST /api/v1/consortium/forward`` (docs/protocol.md 7.6): what another node of the
+    consortium hands to its proposer; one result per line, in order."""
+    first, second = _signed(), _signed()
+    forged = _signed()
+    forged["signature"] = ("0" if forged["signature"][0] != "0" else "1") + forged["signature"][1:]
+    payload = {"sha256": _sha(b"forward replay"), "title": "再送", "category": "notice"}
+    replay = build_tx(
+        "tsunagu-tama-demo", "documents", "register", payload, CLIENT_KEY, second["seq"]
+    )
+    lines = [rfc8785.dumps(e) for e in (first, second, forged)] + [b"{not json"]
+    lines.append(replay.leaf)
+    before = http.get("/api/v1/status").json()
+    response = http.post(
+        "/api/v1/consortium/forward",
+        content=b"\n".join(lines),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r.get("ok") for r in results[:2]] == [True, True]
+    assert {r["status"] for r in results[:2]} == {"committed"}
+    codes = [r["problem"]["code"] for r in results[2:]]
+    assert codes == ["bad_signature", "malformed_transaction", "replayed_seq"]
+    assert all(r["problem"]["detail_ja"] for r in results[2:])
+    for envelope, result in zip((first, second), results, strict=False):
+        stored = http.get(f"/api/v1/tx/{_sha(rfc8785.dumps(envelope))}").json()
+        assert stored["height"] == result["height"] > before["height"]
+    assert http.get("/api/v1/status").json()["tree_size"] == before["tree_size"] + 2

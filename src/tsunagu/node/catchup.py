@@ -309,10 +309,10 @@ class CatchUp:
 
     # -- applying (the commit path only) ----------------------------------------------------
 
-    def apply(self, prepared: list[Prepared]) -> list[Block]:
+    def apply(self, prepared: list[Prepared]) -> list[Built]:
         """Check the blocks in order on the node's head and commit them in one SQLite
-        transaction; return them. When one fails, the blocks before it are committed and its
-        failure is raised."""
+        transaction; return them as built here. When one fails, the blocks before it are
+        committed and its failure is raised."""
         node = self.node
         head, frontier = node.head, node.frontier
         state = RunState(node.state_for([tx for p in prepared if p.block for tx in p.block.txs]))
@@ -341,7 +341,7 @@ class CatchUp:
             write_run(node, builts)
         if failure is not None:
             raise failure
-        return [b.block for b in builts]
+        return builts
 
 
 def write_run(node: Any, builts: list[Built]) -> None:

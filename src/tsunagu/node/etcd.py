@@ -178,9 +178,10 @@ class EtcdClient:
 
     # -- watch ---------------------------------------------------------------------------
 
-    def watch(self, key: bytes, end: bytes, start_revision: int) -> Iterator[list[KV]]:
+    def watch(self, key: bytes, end: bytes, start_revision: int) -> Iterator[list[KV] | None]:
         """Yield the kvs put under ``[key, end)`` from ``start_revision`` on, batch by batch,
-        from the current endpoint. Ends (raising) when the stream breaks; the caller
+        from the current endpoint; first ``None`` once etcd has created the watch (every put
+        from then on arrives here). Ends (raising) when the stream breaks; the caller
         reconnects, possibly to another endpoint."""
         body = {
             "create_request": {
@@ -203,6 +204,9 @@ class EtcdClient:
                 result = message.get("result", {})
                 if result.get("canceled"):
                     raise EtcdUnavailable(f"{url}: watch canceled ({result})")
+                if result.get("created"):
+                    yield None
+                    continue
                 events = result.get("events") or []
                 puts = [_kv(e["kv"]) for e in events if e.get("type", "PUT") == "PUT"]
                 yield puts

@@ -277,7 +277,7 @@ class Node:
         self._pending_seq[tx.signer] = tx.seq
         return pending
 
-    def submit_queued(self, tx: Transaction) -> Pending:
+    def submit_queued(self, tx: Transaction, propose_here: bool = False) -> Pending:
         """Like :meth:`submit`, for callers that wait on the future anyway (an event loop):
         the admission checks run on the node's admission thread, in submission order, and a
         refusal (the same errors :meth:`submit` raises) is set on the returned future instead
@@ -286,7 +286,7 @@ class Node:
         registration) is quick and runs at once on the caller's thread."""
         if not self._started:
             raise Unavailable()
-        pending = Pending(tx)
+        pending = Pending(tx, propose_here=propose_here)
         if self._engine_checks:  # nothing slow is left to do here: admit on this thread
             try:
                 if self._admission_closed:  # the node is stopping
@@ -376,6 +376,14 @@ class Node:
         self._syncer.put(batch, block, built.reasons_ja)
 
     _deliver = deliver
+
+    def settle_when_durable(
+        self, batch: list[Pending], block: Block, reasons_ja: list[str | None] | None = None
+    ) -> None:
+        """Answer ``batch`` from ``block`` (committed here without waiting for the disk) once
+        the syncer has made it durable, off the caller's thread."""
+        assert self._syncer is not None  # between start() and stop()
+        self._syncer.put(batch, block, reasons_ja)
 
     def fail(self, batch: list[Pending], error: BaseException) -> None:
         """Answer a batch that was not committed with ``error``."""

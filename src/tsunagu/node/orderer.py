@@ -27,6 +27,9 @@ class Pending:
     # Admitted without its signature and sequence checks: an engine that ``checks_signatures``
     # runs them (Node.screen) just before the transaction's block is built.
     unchecked: bool = False
+    # Handed over by another node of the consortium (tsunagu.node.forward): ordered here,
+    # never forwarded again.
+    propose_here: bool = False
 
 
 Deliver = Callable[[list[Pending]], None]

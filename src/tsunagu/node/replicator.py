@@ -7,8 +7,15 @@ Every node, voting or following, runs one ordering thread that owns its commit p
   key does not exist yet and ``blocks/<h-1>`` does. The node that creates the key has ordered
   the block: it then commits it to its own SQLite and only then answers its clients. A node
   that loses the height applies the winner's block (checked like any other) and builds again.
-* **Following.** Blocks that other nodes ordered are read from etcd in height order (a watch
-  wakes the thread; it also polls), checked (see :mod:`tsunagu.node.apply`) and applied.
+* **Following.** Blocks that other nodes ordered arrive in height order through an etcd watch,
+  which hands their values to the thread (it reads etcd itself only when the watch is new,
+  broken or missed a height, and at least once a second); they are checked (see
+  :mod:`tsunagu.node.apply`) and applied. Nothing depends on the watch being complete: a
+  block proposed on a height that is already taken loses the create and gets the block that
+  holds it.
+* **Forwarding.** A node that is not the consortium's proposer hands its batches to it
+  (see :mod:`tsunagu.node.forward`) and answers its clients once it has applied the blocks
+  that hold them; when the proposer cannot be reached it proposes them itself.
 * **Catching up.** etcd keeps only the last ``window`` blocks; a node that needs older ones
   fetches them from its peers' block API and checks them the same way.
 * **Losing the quorum.** When etcd cannot order (its majority is down), the batch fails with
@@ -28,14 +35,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from tsunagu.errors import Unavailable
-from tsunagu.node.apply import BadBlock
+from tsunagu.node.apply import BadBlock, Built, check_block
 from tsunagu.node.catchup import CatchUp, Prepared, Range
 from tsunagu.node.etcd import KV, EtcdClient, EtcdUnavailable, prefix_end
+from tsunagu.node.forward import Forwarder
 from tsunagu.node.orderer import Pending
 from tsunagu.node.wire import decode_block, encode_block
 
@@ -44,6 +52,8 @@ log = logging.getLogger(__name__)
 WINDOW = 2000  # blocks kept in etcd
 TRIM_EVERY = 100  # the proposer of every such height deletes what lies below the window
 IDLE_POLL = 1.0  # seconds between looks at etcd when nothing woke the thread
+LOOK_EVERY = 1.0  # seconds: the longest the thread relies on the watch alone
+SEEN_MAX = 512  # blocks the watch keeps for the ordering thread (beyond: read from etcd)
 PROBE_EVERY = 0.5  # seconds between quorum probes while etcd cannot order
 CATCH_UP_BATCH = 64  # blocks per etcd range while catching up
 PEER_BATCH = 200  # blocks per request to a peer's block API
@@ -106,6 +116,7 @@ class EtcdOrderer:
         window: int = WINDOW,
         advertise: dict[str, Any] | None = None,
         peer_urls: Callable[[], list[str]] | None = None,
+        forward: bool = True,
     ) -> None:
         self.client = EtcdClient(endpoints)
         self.max_txs = max_txs
@@ -129,6 +140,15 @@ class EtcdOrderer:
         self.keys: Keys | None = None
         self.catchup: CatchUp | None = None
         self._peer_client: httpx.Client | None = None
+        self.forward = forward  # hand batches to the proposer (see tsunagu.node.forward)
+        self.forwarder: Forwarder | None = None
+        # Block values the watch delivered, by height, for the ordering thread (see _fed).
+        self._seen: dict[int, bytes] = {}
+        self._seen_lock = threading.Lock()
+        self._watch_epoch = 0  # counts the watches etcd created; 0 while none is live
+        self._looked_epoch = -1  # the watch epoch of the ordering thread's last read of etcd
+        self._looked_at = 0.0  # time.monotonic() of that read
+        self._seen_overflow = False  # the watch dropped a block (too many kept)
 
     # -- the Orderer interface -------------------------------------------------------------
 
@@ -138,6 +158,8 @@ class EtcdOrderer:
         # For peers' block API (the ordering thread and its catch-up fetches): one client,
         # since httpx.get() builds a client and its TLS context (about 30 ms) per request.
         self._peer_client = httpx.Client(timeout=10)
+        if self.forward:
+            self.forwarder = Forwarder(self)
         self._stopping = False
         for target, name in ((self._run, "etcd-orderer"), (self._watch, "etcd-watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -157,6 +179,9 @@ class EtcdOrderer:
         for thread in self._threads[:1]:  # the watch thread is a daemon blocked on a socket
             thread.join(timeout=10)
         self._threads = []
+        if self.forwarder is not None:
+            self.forwarder.stop()
+            self.forwarder.fail_all(Unavailable())
         if self.catchup is not None:
             self.catchup.close()
         if self._peer_client is not None:
@@ -164,6 +189,11 @@ class EtcdOrderer:
 
     def wake(self) -> None:
         self._queue.put(_WAKE)
+
+    def hand_back(self, batch: list[Pending]) -> None:
+        """Transactions the proposer did not take: this node orders them itself, before
+        anything admitted after them (see _collect)."""
+        self._queue.put(list(batch))
 
     def info(self) -> dict[str, Any]:
         return {
@@ -173,6 +203,7 @@ class EtcdOrderer:
             "fault": self.fault,
             "behind": self.behind,
             **self.counts,
+            **(self.forwarder.counts if self.forwarder is not None else {}),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "checked": dict(self.catchup.checked) if self.catchup is not None else {},
         }
@@ -204,6 +235,9 @@ class EtcdOrderer:
                 if not self.healthy:
                     raise NoQuorum()
                 self._catch_up()
+                if batch and self.forwarder is not None:
+                    # The rest is answered once this node applies the blocks that hold it.
+                    batch = self.forwarder.take(batch)
                 if batch:
                     self._order(batch)
             except EtcdUnavailable as exc:
@@ -226,6 +260,8 @@ class EtcdOrderer:
         while not stop:
             if isinstance(item, Pending):
                 batch.append(item)
+            elif isinstance(item, list):  # handed back: they were admitted before the rest
+                batch = [p for p in item if not p.future.done()] + batch
             if deadline is None and batch:  # from the first one's arrival (see SoloOrderer)
                 deadline = batch[0].arrived + self.max_wait
             if len(batch) >= self.max_txs:
@@ -286,6 +322,9 @@ class EtcdOrderer:
         assert keys is not None
         while batch:
             self._take_turn()
+            batch = [p for p in batch if not p.future.done()]  # answered by a block applied
+            if not batch:
+                return
             began = time.perf_counter()
             built = node.build_block([p.tx for p in batch])
             height = built.block.height
@@ -298,9 +337,12 @@ class EtcdOrderer:
             self.seconds["order"] += time.perf_counter() - built_at
             if created or (existing is not None and existing.value == value):
                 began = time.perf_counter()
-                block = node.write_built(built)
+                # Answered once durable, by the syncer: the next block is built meanwhile.
+                block = node.write_built(built, durable=False)
                 self.seconds["write"] += time.perf_counter() - began
-                node.settle(batch, block, built.reasons_ja)
+                node.settle_when_durable(batch, block, built.reasons_ja)
+                if self.forwarder is not None:
+                    self.forwarder.forget(batch)
                 self.counts["proposed"] += 1
                 if height % min(TRIM_EVERY, self.window) == 0 and height > self.window:
                     with contextlib.suppress(EtcdUnavailable):
@@ -354,7 +396,7 @@ class EtcdOrderer:
         clients wait (and their wasted blocks cost CPU)."""
         node = self.node
         head = node.head
-        if head is None:
+        if head is None or (self.forwarder is not None and self.forwarder.is_proposer()):
             return
         if head.height % 100 == 0 or not self._ranks:
             ids = sorted(key for key, _ in node.store.state().scan("identity.node"))
@@ -376,14 +418,25 @@ class EtcdOrderer:
         try:
             began = time.perf_counter()
             block = decode_block(kv.value)
-            self.node.apply_block(block)
+            built = check_block(self.node, block)
+            self.node.write_built(built, durable=False)
             self.seconds["apply"] += time.perf_counter() - began
         except Exception as exc:
-            self.fault = f"the block at {kv.key.decode()} in etcd failed its checks: {exc}"
-            log.error("%s", self.fault)
-            raise Halted() from exc
+            self._halt(f"the block at {kv.key.decode()} in etcd failed its checks: {exc}", exc)
         self.counts["from_etcd"] += 1
+        self._settle([built])
         return block
+
+    def _settle(self, builts: list[Built]) -> None:
+        if self.forwarder is not None and builts:
+            self.forwarder.settle(builts)
+
+    def _halt(self, fault: str, exc: BaseException) -> NoReturn:
+        self.fault = fault
+        log.error("%s", fault)
+        if self.forwarder is not None:
+            self.forwarder.fail_all(Halted())
+        raise Halted() from exc
 
     def _catch_up(self) -> None:
         """Apply what etcd holds beyond this node's head, a range at a time (each range one
@@ -417,14 +470,22 @@ class EtcdOrderer:
 
     def _etcd_range(self, start: int) -> Range:
         """etcd's blocks from height ``start`` on (up to CATCH_UP_BATCH): ``info`` holds every
-        key etcd answered with, ``raws`` the values of those that continue from ``start``."""
+        key etcd answered with, ``raws`` the values of those that continue from ``start``.
+        What the watch delivered is taken without asking etcd (see :meth:`_fed`)."""
+        fed = self._fed(start)
+        if fed is not None:
+            return fed
         keys = self.keys
         assert keys is not None
+        with self._seen_lock:
+            epoch = self._watch_epoch
+            self._seen_overflow = False  # what the watch dropped is read now
         began = time.perf_counter()
         kvs, _ = self.client.range(
             keys.block(start), keys.blocks_end, limit=CATCH_UP_BATCH, serializable=True
         )
         self.seconds["look"] += time.perf_counter() - began
+        self._looked_epoch, self._looked_at = epoch, time.monotonic()
         raws = []
         for kv in kvs:
             if keys.height(kv.key) != start + len(raws):
@@ -432,21 +493,48 @@ class EtcdOrderer:
             raws.append(kv.value)
         return Range(start, raws, len(kvs) == CATCH_UP_BATCH and len(raws) == len(kvs), kvs)
 
+    def _fed(self, start: int) -> Range | None:
+        """The blocks from height ``start`` on that the watch delivered, or ``None`` when etcd
+        must be read instead: no live watch, no read of etcd since the watch was created (a
+        put between an earlier read and the watch's start would be missed), the watch
+        dropped or skipped a block, or the last read is over LOOK_EVERY old. An empty range
+        means nothing new (proposing on a taken height then loses the create and gets the
+        block that holds it: correctness never depends on the watch)."""
+        keys = self.keys
+        assert keys is not None
+        with self._seen_lock:
+            if (
+                self._watch_epoch == 0
+                or self._looked_epoch != self._watch_epoch
+                or self._seen_overflow
+                or time.monotonic() - self._looked_at > LOOK_EVERY
+            ):
+                return None
+            seen = self._seen
+            for height in [h for h in seen if h < start]:
+                del seen[height]
+            raws = []
+            while len(raws) < CATCH_UP_BATCH and start + len(raws) in seen:
+                raws.append(seen[start + len(raws)])
+            if not raws and seen:
+                return None  # a later block arrived but not this one: read etcd
+        kvs = [KV(keys.block(start + n), raw, 0, 0) for n, raw in enumerate(raws)]
+        return Range(start, raws, len(raws) == CATCH_UP_BATCH, kvs)
+
     def _apply_run(self, kvs: list[KV], prepared: list[Prepared]) -> None:
         assert self.catchup is not None
         began = time.perf_counter()
         before = self.node.head.height if self.node.head is not None else -1
         try:
-            self.catchup.apply(prepared)
+            builts = self.catchup.apply(prepared)
         except Exception as exc:
             after = self.node.head.height if self.node.head is not None else -1
             self.counts["from_etcd"] += after - before
             failed = kvs[min(after - before, len(kvs) - 1)]
-            self.fault = f"the block at {failed.key.decode()} in etcd failed its checks: {exc}"
-            log.error("%s", self.fault)
-            raise Halted() from exc
+            self._halt(f"the block at {failed.key.decode()} in etcd failed its checks: {exc}", exc)
         self.seconds["apply"] += time.perf_counter() - began
         self.counts["from_etcd"] += len(prepared)
+        self._settle(builts)
 
     def _from_peers(self, until: int | None = None) -> bool:
         """Fetch, check and apply blocks from peers' block API; ``True`` if any was applied.
@@ -475,7 +563,7 @@ class EtcdOrderer:
                 for fetched in ranges:
                     before = self.node.head.height
                     try:
-                        self.catchup.apply(fetched.prepared or [])
+                        self._settle(self.catchup.apply(fetched.prepared or []))
                     finally:
                         done = self.node.head.height - before
                         self.counts["from_peers"] += done
@@ -490,7 +578,7 @@ class EtcdOrderer:
         return applied
 
     def _watch(self) -> None:
-        """Wake the ordering thread whenever a block key is put (it polls besides)."""
+        """Hand every block put in etcd to the ordering thread and wake it (see _fed)."""
         while not self._stopping:
             keys = self.keys
             if keys is None:
@@ -500,8 +588,35 @@ class EtcdOrderer:
                 for puts in self.client.watch(keys.blocks, keys.blocks_end, 0):
                     if self._stopping:
                         return
-                    if puts:
+                    if puts is None:  # created: the thread reads etcd once more, then relies
+                        with self._seen_lock:  # on what arrives here
+                            self._seen.clear()
+                            self._watch_epoch = self._watch_epoch % 1_000_000 + 1
+                        self.wake()
+                    elif puts:
+                        self._remember(puts, keys)
                         self.wake()
             except Exception:  # a dead member or a broken stream: try the next one
+                with self._seen_lock:
+                    self._watch_epoch = 0
+                    self._seen.clear()
                 self.client.rotate()
                 time.sleep(0.3)
+
+    def _remember(self, puts: list[KV], keys: Keys) -> None:
+        head = self.node.head
+        below = -1 if head is None else head.height
+        with self._seen_lock:
+            for height in [h for h in self._seen if h <= below]:
+                del self._seen[height]
+            for kv in puts:
+                try:
+                    height = keys.height(kv.key)
+                except ValueError:
+                    continue
+                if height <= below:
+                    continue
+                if len(self._seen) >= SEEN_MAX:
+                    self._seen_overflow = True  # read from etcd until it has caught up
+                    return
+                self._seen[height] = kv.value

@@ -6,15 +6,20 @@ its copy agrees with the consortium's; ``/api/v1/consortium/*`` is what nodes as
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from tsunagu.errors import InvalidInput
+from tsunagu.errors import InternalError, InvalidInput, TsunaguError, Unavailable
+from tsunagu.ledger.canonical import loads_json
+from tsunagu.ledger.tx import MalformedTransaction, decode_tx
+from tsunagu.node.forward import MAX_FORWARD
 from tsunagu.node.peers import DIGEST_CHUNK, NODE_NS, block_digests
 from tsunagu.node.wire import block_to_wire
-from tsunagu.web.deps import render, services
+from tsunagu.web import bridge
+from tsunagu.web.deps import COMMIT_TIMEOUT, render, services
 
 MAX_BLOCKS = 200
 
@@ -115,6 +120,48 @@ def router() -> APIRouter:
                 break
             found.append(block_to_wire(block))
         return {"blocks": found}
+
+    @r.post("/api/v1/consortium/forward", tags=["consortium"])
+    async def forward(request: Request) -> dict[str, Any]:
+        """Signed transactions another node admitted, handed to this node to order (it is
+        the consortium's proposer; see docs/protocol.md 7.6): the leaves one per line
+        (``application/x-ndjson``). Each is admitted as ``POST /api/v1/tx`` admits it and
+        ordered here. Answered once every one is committed or refused: ``{"results": [...]}``,
+        one per line in order, ``{"ok": true, "height": h, "status": s}`` or
+        ``{"problem": {...}}``."""
+        node = services(request).node
+        lines = [line for line in (await request.body()).split(b"\n") if line.strip()]
+        if len(lines) > MAX_FORWARD:
+            raise InvalidInput(
+                f"At most {MAX_FORWARD} transactions per request.",
+                f"1 回に送れる取引は {MAX_FORWARD} 件までです。",
+            )
+        admitted: list[Any] = []
+        for line in lines:
+            try:
+                tx = decode_tx(loads_json(line))
+                admitted.append(node.submit_queued(tx, propose_here=True))
+            except TsunaguError as exc:
+                admitted.append(exc)
+            except ValueError as exc:
+                admitted.append(MalformedTransaction(f"The line is not JSON: {exc}"))
+        results: list[dict[str, Any]] = []
+        for item in admitted:
+            if isinstance(item, TsunaguError):
+                results.append({"problem": item.problem()})
+                continue
+            try:
+                async with asyncio.timeout(COMMIT_TIMEOUT):
+                    receipt = await bridge.wait(item.future)
+            except TsunaguError as exc:
+                results.append({"problem": exc.problem()})
+            except TimeoutError:
+                results.append({"problem": Unavailable().problem()})
+            except Exception:
+                results.append({"problem": InternalError().problem()})
+            else:
+                results.append({"ok": True, "height": receipt.height, "status": receipt.status})
+        return {"results": results}
 
     @r.get("/consortium", include_in_schema=False)
     def page(request: Request) -> Response:
