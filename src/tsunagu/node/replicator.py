@@ -485,7 +485,9 @@ class EtcdOrderer:
             keys.block(start), keys.blocks_end, limit=CATCH_UP_BATCH, serializable=True
         )
         self.seconds["look"] += time.perf_counter() - began
-        self._looked_epoch, self._looked_at = epoch, time.monotonic()
+        # The watch is relied on only from etcd's tip on: a node behind it reads etcd.
+        self._looked_epoch = epoch if len(kvs) < CATCH_UP_BATCH else -1
+        self._looked_at = time.monotonic()
         raws = []
         for kv in kvs:
             if keys.height(kv.key) != start + len(raws):
@@ -495,9 +497,10 @@ class EtcdOrderer:
 
     def _fed(self, start: int) -> Range | None:
         """The blocks from height ``start`` on that the watch delivered, or ``None`` when etcd
-        must be read instead: no live watch, no read of etcd since the watch was created (a
-        put between an earlier read and the watch's start would be missed), the watch
-        dropped or skipped a block, or the last read is over LOOK_EVERY old. An empty range
+        must be read instead: no live watch, no read of etcd that reached its tip since the
+        watch was created (a put between an earlier read and the watch's start would be
+        missed, and a node behind the tip must read what lies before it), the watch dropped
+        or skipped a block, or the last read is over LOOK_EVERY old. An empty range
         means nothing new (proposing on a taken height then loses the create and gets the
         block that holds it: correctness never depends on the watch)."""
         keys = self.keys
