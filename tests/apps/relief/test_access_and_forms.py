@@ -23,21 +23,11 @@ from fastapi.testclient import TestClient
 from democache import demo_copy
 from tsunagu.apps.relief import catalog
 
-from .test_api import bearer_tokens
+from .test_api import PASSWORD, R, bearer_tokens
+from .test_api import USERS as API_USERS
 from .test_pages import Site as PageSite
 
-PASSWORD = "pw"
-R = "/api/v1/relief"
-USERS = (
-    "admin",
-    "coordinator1",
-    "shelter1",
-    "shelter2",
-    "supporter1",
-    "staff1",
-    "resident1",
-    "envstaff1",
-)
+USERS = (*API_USERS, "envstaff1")
 ODD_DIGITS = ("①", "²", "٣")
 
 
