@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consortium.conftest import Consortium
+import httpx
+
+from consortium.conftest import WRITERS, Consortium
 
 
 def _rows(consortium: Consortium, index: int) -> dict[str, dict[str, Any]]:
@@ -74,6 +76,25 @@ def test_a_damaged_state_row_is_flagged_by_every_node(consortium: Consortium) ->
             assert "で状態が不一致" in consortium.http.get(url + "/consortium?lang=ja").text
         # Only the state table is damaged: the block check still passes on every block.
         assert consortium.status(1)["height"] == consortium.status(0)["height"]
+        # The damaged node takes no writes (its blocks would make the others halt); the
+        # others do, and it still follows them.
+        refused = _write_until(consortium, 1, "diverged", lambda r: r.status_code == 503)
+        assert refused.json()["code"] == "node_diverged" and refused.json()["detail_ja"]
+        assert consortium.register(0, WRITERS[0], "while node 2 diverges").status_code == 201
     finally:
         _set(db, ns, key, value)
     _wait(consortium, healthy)
+    _write_until(consortium, 1, "repaired", lambda r: r.status_code == 201)
+
+
+def _write_until(consortium: Consortium, index: int, tag: str, done) -> httpx.Response:
+    """Write through node ``index`` until ``done(response)`` (its monitor polls every 2 s)."""
+    deadline = time.monotonic() + 20
+    n = 0
+    while True:
+        n += 1
+        response = consortium.register(index, WRITERS[index], f"{tag} {n} {time.time()}")
+        if done(response) or time.monotonic() > deadline:
+            assert done(response), response.text
+            return response
+        time.sleep(0.5)

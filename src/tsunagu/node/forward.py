@@ -48,7 +48,8 @@ MAX_FORWARD = 2000  # transactions taken from the queue at once
 MAX_FORWARD_BYTES = 240 * 1024  # leaf bytes per request (the node's body limit is 256 KiB)
 WAIT_MAX = 120.0  # seconds a forwarded transaction may wait for its block here
 PATH = "/api/v1/consortium/forward"
-HALTED = "node_halted"  # the proposer stopped following the chain: propose here instead
+# The proposer stopped following the chain, or knows its copy differs: propose here instead.
+NOT_PROPOSING = frozenset({"node_halted", "node_diverged"})
 
 
 def problem_error(problem: dict[str, Any]) -> TsunaguError:
@@ -268,12 +269,12 @@ class Forwarder:
             problem = result.get("problem") if isinstance(result, dict) else None
             if problem is None:
                 continue
-            if problem.get("code") == HALTED:  # the proposer's copy, not the transaction
+            if problem.get("code") in NOT_PROPOSING:  # the proposer, not the transaction
                 again.append(p)
             else:
                 refused.append((p, problem_error(problem)))
         if again:
-            self._hand_back(again, "the proposer has halted")
+            self._hand_back(again, "the proposer does not propose")
         if refused:
             self.forget([p for p, _ in refused])
             for p, error in refused:

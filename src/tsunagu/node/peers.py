@@ -119,6 +119,9 @@ class PeerMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(timeout=3.0)
+        # This node's copy differs from the one most nodes agree with (set by each poll): it
+        # then takes no writes (see EtcdOrderer.submit) until it is repaired.
+        self.diverging = False
         self._quorum: bool | None = None  # the last probe's answer (None: not asked yet)
         self._quorum_at = float("-inf")  # time.monotonic() of that answer
         self._probing = threading.Lock()
@@ -234,6 +237,8 @@ class PeerMonitor:
                 }
         for url in self.urls():
             self.peers[url] = self._poll(url)
+        rows = self.view()["nodes"]
+        self.diverging = any(row["self"] and row.get("diverging") for row in rows)
 
     def _poll(self, url: str) -> dict[str, Any]:
         try:

@@ -86,6 +86,20 @@ class Halted(Unavailable):
     )
 
 
+class Diverged(Unavailable):
+    code = "node_diverged"
+    message_en = (
+        "This node's copy of the ledger differs from the one the other nodes agree on: it "
+        "takes no writes until its operator repairs it (tsunagu repair). Write through "
+        "another node of the consortium."
+    )
+    message_ja = (
+        "このノードの台帳の写しが他のノードの合意しているものと一致しないため、運用者が修復"
+        "（tsunagu repair）するまで書き込みを受け付けません。コンソーシアムの他のノードから"
+        "書き込んでください。"
+    )
+
+
 class Keys:
     """Where a chain keeps its things in etcd."""
 
@@ -169,6 +183,8 @@ class EtcdOrderer:
     def submit(self, pending: Pending) -> None:
         if self.fault is not None:
             raise Halted()
+        if getattr(self.node.consortium, "diverging", False):
+            raise Diverged()  # its blocks would make every other node halt
         if not self.healthy:
             raise NoQuorum()
         self._queue.put(pending)
