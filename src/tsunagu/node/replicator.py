@@ -380,7 +380,7 @@ class EtcdOrderer:
             ids = {tx.id for tx in block.txs}
             done = [p for p in batch if p.tx.id in ids]
             if done:  # submitted twice (through another node too): answered by that block
-                node.settle(done, block)
+                node.settle_when_durable(done, block)  # applied without waiting for the disk
                 batch = [p for p in batch if p.tx.id not in ids]
             batch = self._more(batch)
 
