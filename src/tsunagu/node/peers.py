@@ -237,8 +237,14 @@ class PeerMonitor:
                 }
         for url in self.urls():
             self.peers[url] = self._poll(url)
-        rows = self.view()["nodes"]
-        self.diverging = any(row["self"] and row.get("diverging") for row in rows)
+        # Only a located difference counts here: a comparison that failed (a peer too slow
+        # to answer) also leaves a copy "not agreeing", and must not stop this node's writes.
+        self.diverging = any(
+            row["self"]
+            and row.get("diverging")
+            and (row.get("first_difference") is not None or row.get("state_differs_at") is not None)
+            for row in self.view()["nodes"]
+        )
 
     def _poll(self, url: str) -> dict[str, Any]:
         try:
