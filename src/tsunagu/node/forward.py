@@ -24,7 +24,6 @@ holds no raw newline) and answers ``{"results": [...]}``, one entry per line in 
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -107,23 +106,16 @@ class Forwarder:
         return self._proposer is not None and self._proposer[0] == self.orderer.node.node_id
 
     def _look_up(self) -> tuple[str, str] | None:
-        orderer = self.orderer
-        keys = orderer.keys
-        if keys is None:
-            return None
         try:
-            kvs, _ = orderer.client.range(keys.peers, keys.peers_end, serializable=True)
+            registry = self.orderer.registry()
         except Exception as exc:
             log.warning("could not read the consortium's registry: %s", exc)
             return None
-        voting = []
-        for kv in kvs:
-            try:
-                entry = json.loads(kv.value)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("role") == "voting" and entry.get("url"):
-                voting.append((str(entry["node_id"]), str(entry["url"]).rstrip("/")))
+        voting = [
+            (str(entry.get("node_id", node_id)), str(entry["url"]).rstrip("/"))
+            for node_id, entry in registry.items()
+            if entry.get("role") == "voting" and entry.get("url")
+        ]
         return min(voting) if voting else None
 
     def take(self, batch: list[Pending]) -> list[Pending]:

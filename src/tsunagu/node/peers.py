@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import sqlite3
 import threading
@@ -229,12 +228,7 @@ class PeerMonitor:
             with self._probing:
                 self._probe_quorum()
             with contextlib.suppress(Exception):
-                kvs, _ = engine.client.range(
-                    engine.keys.peers, engine.keys.peers_end, serializable=True, timeout=1.0
-                )
-                self.registry = {
-                    kv.key[len(engine.keys.peers) :].decode(): json.loads(kv.value) for kv in kvs
-                }
+                self.registry = engine.registry(timeout=1.0)
         for url in self.urls():
             self.peers[url] = self._poll(url)
         # Only a located difference counts here: a comparison that failed (a peer too slow

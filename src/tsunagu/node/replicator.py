@@ -206,6 +206,24 @@ class EtcdOrderer:
     def wake(self) -> None:
         self._queue.put(_WAKE)
 
+    def registry(self, timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        """Every node registered in etcd (``peers/<node id>``): node id -> ``{"node_id",
+        "url", "role"}`` as each node advertised itself (entries that do not parse are left
+        out). Raises :class:`EtcdUnavailable` when etcd cannot answer."""
+        keys = self.keys
+        if keys is None:
+            return {}
+        kvs, _ = self.client.range(keys.peers, keys.peers_end, serializable=True, timeout=timeout)
+        found = {}
+        for kv in kvs:
+            try:
+                entry = json.loads(kv.value)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                found[kv.key[len(keys.peers) :].decode()] = entry
+        return found
+
     def hand_back(self, batch: list[Pending]) -> None:
         """Transactions the proposer did not take: this node orders them itself, before
         anything admitted after them (see _collect)."""

@@ -6,20 +6,18 @@ its copy agrees with the consortium's; ``/api/v1/consortium/*`` is what nodes as
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from tsunagu.errors import InternalError, InvalidInput, TsunaguError, Unavailable
+from tsunagu.errors import InternalError, InvalidInput, TsunaguError
 from tsunagu.ledger.canonical import loads_json
 from tsunagu.ledger.tx import MalformedTransaction, decode_tx
 from tsunagu.node.forward import MAX_FORWARD
 from tsunagu.node.peers import DIGEST_CHUNK, NODE_NS, block_digests
 from tsunagu.node.wire import block_to_wire
-from tsunagu.web import bridge
-from tsunagu.web.deps import COMMIT_TIMEOUT, render, services
+from tsunagu.web.deps import durable, render, services
 
 MAX_BLOCKS = 200
 
@@ -151,12 +149,9 @@ def router() -> APIRouter:
                 results.append({"problem": item.problem()})
                 continue
             try:
-                async with asyncio.timeout(COMMIT_TIMEOUT):
-                    receipt = await bridge.wait(item.future)
-            except TsunaguError as exc:
+                receipt = await durable(item)
+            except TsunaguError as exc:  # refused at admission, no quorum, timed out, ...
                 results.append({"problem": exc.problem()})
-            except TimeoutError:
-                results.append({"problem": Unavailable().problem()})
             except Exception:
                 results.append({"problem": InternalError().problem()})
             else:

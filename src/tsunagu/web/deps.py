@@ -114,13 +114,19 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         )
 
 
-async def committed(pending: Pending) -> Receipt:
-    """Wait until the transaction's block is durable; raise if the contract refused it."""
+async def durable(pending: Pending) -> Receipt:
+    """Wait until the transaction's block is durable (its receipt, committed or refused);
+    raise what admission or the engine refused it with, or 503 after COMMIT_TIMEOUT."""
     try:
         async with asyncio.timeout(COMMIT_TIMEOUT):
-            receipt: Receipt = await bridge.wait(pending.future)
+            return await bridge.wait(pending.future)
     except TimeoutError as exc:
         raise Unavailable() from exc
+
+
+async def committed(pending: Pending) -> Receipt:
+    """Wait until the transaction's block is durable; raise if the contract refused it."""
+    receipt = await durable(pending)
     if receipt.status != "committed":
         raise rejection(receipt)
     return receipt
