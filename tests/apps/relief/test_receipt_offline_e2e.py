@@ -81,11 +81,17 @@ def kept(page: Page, key: str = PENDING) -> list[dict[str, Any]]:
     return json.loads(page.evaluate(f"localStorage.getItem('{key}') || '[]'"))
 
 
-def test_an_offline_receipt_survives_an_expired_session(browser: Browser, server: DemoServer):
-    match = shipped(server)
+def shelter_page(browser: Browser, server: DemoServer) -> Page:
+    """A fresh browser context, logged in as shelter1's staff."""
     page = browser.new_context(**CONTEXT).new_page()
     page.set_default_timeout(TIMEOUT)
     log_in(page, server, "shelter1")
+    return page
+
+
+def test_an_offline_receipt_survives_an_expired_session(browser: Browser, server: DemoServer):
+    match = shipped(server)
+    page = shelter_page(browser, server)
     page.goto(server.url + f"/r/{match['code']}")
     page.context.set_offline(True)
     page.check("input[name=outcome][value=partial]")
@@ -126,9 +132,7 @@ def test_a_refused_receipt_is_listed_on_any_page_and_the_form_works_again(
     browser: Browser, server: DemoServer
 ):
     first, second = shipped(server), shipped(server)
-    page = browser.new_context(**CONTEXT).new_page()
-    page.set_default_timeout(TIMEOUT)
-    log_in(page, server, "shelter1")
+    page = shelter_page(browser, server)
 
     # A receipt for the first package waits on the device while someone else records it.
     page.goto(server.url + f"/r/{first['code']}")
